@@ -1,0 +1,1 @@
+"""A procedural town with ray-cast sensors, written in the nuScenes on-disk format."""

@@ -83,6 +83,8 @@ class ObjectState:
         attribute: nuScenes attribute name, e.g. ``vehicle.moving``; empty for categories without one.
         box: (7,) ``[cx, cy, cz, dx, dy, dz, yaw]``; dx is the length along the heading.
         velocity: (2,) metres per second in global x, y.
+        visibility: fraction (0..1) of the object that LIDAR_TOP sees at this instant, as
+            ``bevjepa.sim.lidar.lidar_visibility`` measures it; the writer bins it into nuScenes levels.
     """
 
     instance_id: int
@@ -90,6 +92,7 @@ class ObjectState:
     attribute: str
     box: np.ndarray
     velocity: np.ndarray
+    visibility: float = 1.0
 
 
 @dataclass

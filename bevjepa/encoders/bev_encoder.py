@@ -1,0 +1,74 @@
+"""The BEV encoder: sparse 3D backbone, height collapse, 2D BEV blocks -> embedding map (B, C, H, W)."""
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from bevjepa.batch import VoxelBatch
+from bevjepa.encoders.sparse_backbone import Padding, SparseBackbone3d
+from bevjepa.grid import BevGrid
+from bevjepa.sparse import to_sparse_tensor
+
+
+class SparseBEVEncoder(nn.Module):
+    """Voxels on a ``BevGrid`` -> BEV embedding map on the grid's ``bev_shape``.
+
+    Args:
+        grid: the voxel grid (gives the sparse shape and the BEV size).
+        in_channels: per-voxel input features.
+        embed_dim: C, channels of the output embedding map.
+        bev_channels: width of the 2D BEV blocks.
+        bev_blocks: number of 3x3 conv blocks on the BEV map.
+        base_channels, encoder_channels, encoder_paddings, sparse_output_channels: the 3D backbone's layout
+            (see ``SparseBackbone3d``).
+    """
+
+    def __init__(
+        self,
+        grid: BevGrid,
+        in_channels: int,
+        embed_dim: int = 128,
+        bev_channels: int = 128,
+        bev_blocks: int = 2,
+        base_channels: int = 16,
+        encoder_channels: Sequence[Sequence[int]] = ((16,), (32, 32, 32), (64, 64, 64), (64, 64, 64)),
+        encoder_paddings: Sequence[Sequence[Padding]] = ((1,), (1, 1, 1), (1, 1, 1), ((0, 1, 1), 1, 1)),
+        sparse_output_channels: int = 128,
+    ) -> None:
+        super().__init__()
+        if grid.encoder_stride != 8:
+            raise ValueError(f"SparseBEVEncoder downsamples by 8; the grid asks for {grid.encoder_stride}")
+        self.grid = grid
+        self.embed_dim = embed_dim
+        self.backbone_3d = SparseBackbone3d(
+            in_channels=in_channels,
+            sparse_shape=grid.sparse_shape,
+            base_channels=base_channels,
+            encoder_channels=encoder_channels,
+            encoder_paddings=encoder_paddings,
+            output_channels=sparse_output_channels,
+        )
+        layers: list[nn.Module] = []
+        channels = self.backbone_3d.bev_channels
+        for _ in range(bev_blocks):
+            layers += [
+                nn.Conv2d(channels, bev_channels, 3, padding=1, bias=False),
+                nn.BatchNorm2d(bev_channels, eps=1e-3, momentum=0.01),
+                nn.ReLU(inplace=True),
+            ]
+            channels = bev_channels
+        layers.append(nn.Conv2d(channels, embed_dim, 1))
+        self.bev_blocks = nn.Sequential(*layers)
+
+    def forward(self, voxels: VoxelBatch) -> torch.Tensor:
+        """Encode a batch of voxels.
+
+        Args:
+            voxels: features (V, in_channels), coords (V, 4) ``[b, z, y, x]``.
+
+        Returns:
+            (B, embed_dim, H, W) with ``(H, W) = grid.bev_shape``.
+        """
+        bev = self.backbone_3d(to_sparse_tensor(voxels, self.grid))  # (B, C_3d * D_out, H, W)
+        return self.bev_blocks(bev)  # (B, embed_dim, H, W)

@@ -1,0 +1,1 @@
+"""Supervised training of the BEV encoder (the upper-bound baseline and the end-to-end smoke path)."""

@@ -1,0 +1,1 @@
+"""Bird's-eye-view pictures of points, voxels, boxes and BEV maps."""

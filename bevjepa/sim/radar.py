@@ -16,13 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bevjepa.sim.pcd_files import RADAR_FIELDS
 from bevjepa.sim.raycast import HIT_BOX, HIT_CYLINDER, cast_rays
 from bevjepa.sim.types import RaycastScene
 
-RADAR_FIELDS = (
-    "x y z dyn_prop id rcs vx vy vx_comp vy_comp is_quality_valid ambig_state x_rms y_rms invalid_state pdh0 "
-    "vx_rms vy_rms"
-).split()
 _FIELD = {name: i for i, name in enumerate(RADAR_FIELDS)}
 
 # ARS408 dynamic-property codes (see nuScenes' RadarPointCloud); 7 (stopped) fails the default filters.
@@ -48,8 +45,8 @@ class RadarConfig:
         near_half_fov_deg, near_range_m: half-width and reach of the wide near-range beam.
         far_half_fov_deg, far_range_m: half-width and reach of the narrow far-range beam.
         azimuth_step_deg: spacing of the ray fan (finer than the targets it must not miss).
-        min_detectable_rcs_dbsm: RCS detected with probability 0.5 at ``reference_range_m``; the threshold
-            rises by 40 log10(range / reference) dB (radar equation).
+        min_detectable_rcs_dbsm, reference_range_m: the RCS detected with probability 0.5 at the reference
+            range; the threshold rises by 40 log10(range / reference) dB (radar equation).
         detection_softness_db: width of the detection probability's transition.
         return_spacing_m: one return per this much visible extent of a target.
         max_returns_per_target: cap on the returns from one object or structure.
@@ -243,8 +240,9 @@ def cast_radar(
         rng: draws detections, noise and false alarms.
 
     Returns:
-        points (N, 18) float32 in nuScenes radar ``.pcd`` field order (``RADAR_FIELDS``), sorted by range, and
-        hit_ids (N,) int32: ``scene.box_ids`` of the target, -1 for poles and false alarms.
+        points (N, 18) float32 in nuScenes radar ``.pcd`` field order (``pcd_files.RADAR_FIELDS``), nearest
+        first, and hit_ids (N,) int32: ``scene.box_ids`` of the target, -1 for structures, poles and false
+        alarms.
     """
     rotation, origin = sensor_to_global[:3, :3], sensor_to_global[:3, 3]
     detections = _Detections.concatenate(

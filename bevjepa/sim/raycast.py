@@ -28,7 +28,7 @@ HIT_CYLINDER = 3
 
 # Hits closer than this are treated as the ray's own origin (numerical noise), not as surfaces.
 _MIN_DISTANCE = 1e-6
-# Angular bins of the acceleration structure; finer than the radar's and about the LiDAR's azimuth step.
+# Angular bins of the acceleration structure: about the LiDAR's azimuth step (0.33 deg).
 DEFAULT_AZIMUTH_BINS = 1024
 
 
@@ -185,19 +185,23 @@ def _build_azimuth_bins(origin, prepared_boxes, cylinders, max_range, n_bins):
 
     Returns:
         bin_start (n_bins + 1,) int64 and bin_items (L,) int64 in CSR layout, each bin's primitives sorted by
-        ``min_distance``; min_distance (M + K,) horizontal distance from the origin to each footprint.
+        ``min_distance``; min_distance (M + K,) horizontal distance from the origin to each footprint, and
+        top (M + K,) the height of each primitive's top.
     """
     n_boxes = prepared_boxes.shape[0]
     n_primitives = n_boxes + cylinders.shape[0]
     min_distance = np.empty(n_primitives)
+    top = np.empty(n_primitives)
     first_bin = np.zeros(n_primitives, dtype=np.int64)
     last_bin = np.full(n_primitives, -1, dtype=np.int64)  # empty span: culled
     bin_width = 2.0 * np.pi / n_bins
     for p in range(n_primitives):
         if p < n_boxes:
             distance, center_azimuth, low, high = _box_azimuth_span(origin, prepared_boxes[p])
+            top[p] = prepared_boxes[p, 2] + prepared_boxes[p, 5]
         else:
             distance, center_azimuth, low, high = _cylinder_azimuth_span(origin, cylinders[p - n_boxes])
+            top[p] = cylinders[p - n_boxes, 3]
         min_distance[p] = distance
         if distance > max_range:
             continue
@@ -231,13 +235,21 @@ def _build_azimuth_bins(origin, prepared_boxes, cylinders, max_range, n_bins):
                 bin_items[i + 1] = bin_items[i]
                 i -= 1
             bin_items[i + 1] = item
-    return bin_start, bin_items, min_distance
+    return bin_start, bin_items, min_distance, top
 
 
 @numba.njit(cache=True)
 def _ray_bin(direction, n_bins):
     bin_index = int(np.floor(np.arctan2(direction[1], direction[0]) / (2.0 * np.pi / n_bins)))
     return bin_index % n_bins
+
+
+@numba.njit(cache=True)
+def _climb(direction):
+    """Height gained per metre of horizontal travel; -inf for rays that do not rise."""
+    if direction[2] <= 0.0:
+        return -np.inf
+    return direction[2] / max(np.sqrt(direction[0] * direction[0] + direction[1] * direction[1]), 1e-12)
 
 
 @numba.njit(cache=True)
@@ -252,7 +264,7 @@ def _hit_primitive(origin, direction, p, prepared_boxes, cylinders):
 def _cast_rays_kernel(origin, directions, max_ranges, boxes, cylinders, n_bins):
     prepared_boxes = _prepare_boxes(boxes)
     n_boxes = boxes.shape[0]
-    bin_start, bin_items, min_distance = _build_azimuth_bins(
+    bin_start, bin_items, min_distance, top = _build_azimuth_bins(
         origin, prepared_boxes, cylinders, max_ranges.max(), n_bins
     )
     n_rays = directions.shape[0]
@@ -267,10 +279,13 @@ def _cast_rays_kernel(origin, directions, max_ranges, boxes, cylinders, n_bins):
         if best > max_ranges[r]:
             best, best_kind, best_cos = max_ranges[r], HIT_NONE, 0.0
         b = _ray_bin(direction, n_bins)
+        climb = _climb(direction)
         for j in range(bin_start[b], bin_start[b + 1]):
             p = bin_items[j]
             if min_distance[p] >= best:
                 break  # items are sorted by distance: nothing further along can be nearer
+            if origin[2] + min_distance[p] * climb > top[p]:
+                continue  # a rising ray already passes over it (most rays above the horizon over cars)
             t, nx, ny, nz = _hit_primitive(origin, direction, p, prepared_boxes, cylinders)
             if t < best:
                 best = t
@@ -286,7 +301,7 @@ def _cast_rays_kernel(origin, directions, max_ranges, boxes, cylinders, n_bins):
 def _box_hit_counts_kernel(origin, directions, max_range, boxes, cylinders, n_bins):
     prepared_boxes = _prepare_boxes(boxes)
     n_boxes = boxes.shape[0]
-    bin_start, bin_items, min_distance = _build_azimuth_bins(
+    bin_start, bin_items, min_distance, top = _build_azimuth_bins(
         origin, prepared_boxes, cylinders, max_range, n_bins
     )
     unobstructed = np.zeros(n_boxes, dtype=np.int64)
@@ -297,10 +312,13 @@ def _box_hit_counts_kernel(origin, directions, max_range, boxes, cylinders, n_bi
         limit = min(ray_ground(origin, direction), max_range)
         best, best_p = limit, -1
         b = _ray_bin(direction, n_bins)
+        climb = _climb(direction)
         for j in range(bin_start[b], bin_start[b + 1]):
             p = bin_items[j]
             if min_distance[p] >= limit:
                 break
+            if origin[2] + min_distance[p] * climb > top[p]:
+                continue
             t = _hit_primitive(origin, direction, p, prepared_boxes, cylinders)[0]
             if t < limit and p < n_boxes:
                 unobstructed[p] += 1

@@ -9,7 +9,8 @@ import pytest
 from nuscenes.utils.data_classes import RadarPointCloud
 
 from bevjepa.sim.calibration import RADARS
-from bevjepa.sim.radar import RADAR_FIELDS, RadarConfig, cast_radar
+from bevjepa.sim.pcd_files import RADAR_FIELDS
+from bevjepa.sim.radar import RadarConfig, cast_radar
 from bevjepa.sim.types import EgoState, RaycastScene
 
 FIELD = {name: i for i, name in enumerate(RADAR_FIELDS)}

@@ -30,3 +30,19 @@ def real_frame(real_frame_dir: Path):
     from datamodules.real_frame import load_real_frame
 
     return load_real_frame(real_frame_dir)
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataroot(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A small synthetic dataroot in the nuScenes format, written once per session: ``(dataroot, version)``."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "sim"))
+    from handmade_log import make_scenes, make_town
+
+    from bevjepa.sim.nuscenes_writer import write_nuscenes
+
+    dataroot = tmp_path_factory.mktemp("synthetic_nuscenes")
+    version = "v1.0-handmade"
+    write_nuscenes(dataroot, version, [make_town()], make_scenes(), seed=0)
+    return dataroot, version

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from bevjepa.batch import VoxelBatch
 from bevjepa.encoders import SparseBEVEncoder
 from bevjepa.grid import BevGrid
 from bevjepa.sparse import Voxelizer, collate_voxels
@@ -63,7 +64,16 @@ def test_batch_samples_are_independent(real_voxels):
     encoder = _encoder(0).eval()
     batched = encoder(real_voxels)
     first_only = real_voxels.coords[:, 0] == 0
-    from bevjepa.batch import VoxelBatch
 
     alone = encoder(VoxelBatch(real_voxels.features[first_only], real_voxels.coords[first_only], 1))
     torch.testing.assert_close(batched[:1], alone, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.gpu
+def test_cuda_output_matches_cpu(real_voxels):
+    encoder = _encoder(0).eval()
+    on_cpu = encoder(real_voxels)
+    on_gpu = encoder.cuda()(
+        VoxelBatch(real_voxels.features.cuda(), real_voxels.coords.cuda(), real_voxels.batch_size)
+    )
+    torch.testing.assert_close(on_gpu.cpu(), on_cpu, atol=1e-3, rtol=1e-3)

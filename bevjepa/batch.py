@@ -38,3 +38,61 @@ class BevOccupancyBatch:
 
     voxels: VoxelBatch
     occupancy: torch.Tensor
+
+
+@dataclass
+class FutureFrames:
+    """The keyframes after the current one (t + 0.5 s, t + 1 s, ...) and the ego's motion between them.
+
+    Attributes:
+        voxels: K voxel batches, step k's keyframe voxelized in ITS OWN LiDAR frame.
+        poses: (B, K, 4, 4) float32 transform from step k's LiDAR frame to the current LiDAR frame.
+        actions: (B, K, 4) float32 ``[dx, dy, dyaw, speed]``: the ego's motion from step k-1 to step k
+            (step 0 = now) expressed in the current LiDAR frame (metres, radians), and its speed (m/s) at k.
+        valid: (B, K) bool, False for steps past the end of the scene (their voxels are empty).
+    """
+
+    voxels: list[VoxelBatch]
+    poses: torch.Tensor
+    actions: torch.Tensor
+    valid: torch.Tensor
+
+
+@dataclass
+class ProbeLabels:
+    """Labels for probes and evaluation only: pretraining never reads them.
+
+    Attributes:
+        occupancy: (B, 1 + K, H, W) int64 classes (0 free, 1 vehicle, 2 vulnerable road user,
+            3 static obstacle, 255 unobserved / ignore) now and at each future step, in the current frame.
+        map_rasters: (B, 6, H, W) bool drivable_area, ped_crossing, walkway, stop_line, carpark_area, divider.
+        ego_trajectory: (B, K, 2) float32 future ego positions in the current LiDAR frame.
+        future_boxes: per sample, per future step, (M, 7) float32 agent boxes in the current LiDAR frame.
+    """
+
+    occupancy: torch.Tensor
+    map_rasters: torch.Tensor
+    ego_trajectory: torch.Tensor
+    future_boxes: list[list[torch.Tensor]]
+
+
+@dataclass
+class BevBatch:
+    """What the nuScenes DataModule yields: one batch of keyframes in their LiDAR frames.
+
+    Attributes:
+        sample_tokens: B nuScenes ``sample`` tokens.
+        voxels: the current keyframe's fused LiDAR (+ radar) voxels.
+        visibility: (B, H, W) uint8 per BEV cell from the context sweeps: 0 free, 1 occupied, 2 unobserved.
+        target_visibility: (B, H, W) uint8, the same from neighbouring keyframes (past and future)
+            aligned into the current frame: cells unobserved now but observed there are occluded targets.
+        futures: the future keyframes and actions, or None when the DataModule was asked for none.
+        labels: probe labels, or None when not requested.
+    """
+
+    sample_tokens: list[str]
+    voxels: VoxelBatch
+    visibility: torch.Tensor
+    target_visibility: torch.Tensor
+    futures: FutureFrames | None = None
+    labels: ProbeLabels | None = None

@@ -112,11 +112,6 @@ def _message_stats(messages: list[dict]) -> dict:
     return stats
 
 
-def _write_json(path: Path, content: object) -> None:
-    with path.open("w") as file:
-        json.dump(content, file)
-
-
 def write_can_bus(dataroot: Path, scene_name: str, can_bus: CanBusLog) -> list[Path]:
     """Write one scene's CAN bus files under ``dataroot/can_bus``.
 
@@ -146,6 +141,6 @@ def write_can_bus(dataroot: Path, scene_name: str, can_bus: CanBusLog) -> list[P
     paths = []
     for message_name, content in contents.items():
         path = folder / f"{scene_name}_{message_name}.json"
-        _write_json(path, content)
+        path.write_text(json.dumps(content))
         paths.append(path)
     return paths

@@ -59,18 +59,21 @@ def _edge(ring: np.ndarray, index: int) -> np.ndarray:
     return ring[[index, (index + 1) % len(ring)]]  # (2, 2)
 
 
-def _travel_through(block: Polygon, lanes: list[MapLane]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Where the chain of ordinary lanes running through ``block`` enters and leaves it, if any lane does."""
-    area = block.buffer(0.1)
-    inside = [
-        index
-        for index, lane in enumerate(lanes)
-        if not lane.is_connector
-        and area.contains(LineString(lane.centerline).interpolate(0.5, normalized=True))
-    ]
+def _travel_through(
+    block: Polygon, lanes: list[MapLane], lane_middles: np.ndarray, lane_outlines: list[Polygon]
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Where the chain of ordinary lanes running through ``block`` enters and leaves it, if any lane does.
+
+    Args:
+        block: the road block's outline.
+        lanes: every lane of the town.
+        lane_middles, lane_outlines: (L,) midpoints of the lanes' centre lines and their outlines.
+    """
+    is_ordinary = np.array([not lane.is_connector for lane in lanes], dtype=bool)
+    inside = np.flatnonzero(is_ordinary & shapely.contains(block.buffer(0.1), lane_middles)).tolist()
     if not inside:
         return None
-    first = max(inside, key=lambda index: Polygon(lanes[index].polygon).buffer(0).intersection(block).area)
+    first = max(inside, key=lambda index: lane_outlines[index].intersection(block).area)
     last, seen = first, {first}
     predecessors = {successor: index for index in inside for successor in lanes[index].successors}
     while predecessors.get(first) is not None and predecessors[first] not in seen:
@@ -115,6 +118,9 @@ class _ExpansionBuilder:
         self.geometry = MapGeometryRecords(seed, town.location)
         self.layers: dict[str, list[dict]] = {layer: [] for layer in _SEMANTIC_LAYERS}
         self.lane_tokens = [self.geometry.token("lane", index) for index in range(len(town.lanes))]
+        centre_lines = [LineString(lane.centerline) for lane in town.lanes]
+        self.lane_middles = shapely.line_interpolate_point(centre_lines, 0.5, normalized=True)  # (L,)
+        self.lane_outlines = [Polygon(lane.polygon).buffer(0) for lane in town.lanes]
         self.dividers = {
             kind: unary_union([LineString(line) for line in lines]) if lines else None
             for kind, lines in (
@@ -183,7 +189,7 @@ class _ExpansionBuilder:
         for index, ring in enumerate(self.town.road_blocks):
             ring = counter_clockwise(ring)
             outline = Polygon(ring).buffer(0)
-            travel = _travel_through(outline, self.town.lanes)
+            travel = _travel_through(outline, self.town.lanes, self.lane_middles, self.lane_outlines)
             if travel is None:  # no lane says which way: take the shortest edge as the entry
                 from_edge = int(np.argmin(np.linalg.norm(np.roll(ring, -1, axis=0) - ring, axis=1)))
                 travel = (_edge(ring, from_edge).mean(axis=0), np.asarray(outline.centroid.coords[0]))
@@ -374,6 +380,5 @@ def write_map_expansion(dataroot: Path, town: TownMap, seed: int) -> Path:
     """
     path = dataroot / "maps" / "expansion" / f"{town.location}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w") as file:
-        json.dump(build_map_expansion(town, seed), file)
+    path.write_text(json.dumps(build_map_expansion(town, seed)))  # dumps, unlike dump, encodes in C
     return path

@@ -34,7 +34,10 @@ class MapGeometryRecords:
 
     def node(self, x: float, y: float) -> str:
         """Token of the node at (x, y), created on first use."""
-        key = (round(float(x), NODE_RESOLUTION_DIGITS), round(float(y), NODE_RESOLUTION_DIGITS))
+        (key,) = np.round(np.array([[x, y]], dtype=np.float64), NODE_RESOLUTION_DIGITS).tolist()
+        return self._node_at(tuple(key))
+
+    def _node_at(self, key: tuple[float, float]) -> str:
         if key not in self._node_tokens:
             self._node_tokens[key] = self.token("node", *key)
             self.nodes.append({"token": self._node_tokens[key], "x": key[0], "y": key[1]})
@@ -42,7 +45,8 @@ class MapGeometryRecords:
 
     def node_chain(self, points: np.ndarray, closed: bool) -> list[str]:
         """Node tokens along (N, 2) ``points``, without repeats; a closed ring does not repeat its start."""
-        tokens = [self.node(x, y) for x, y in np.asarray(points, dtype=np.float64)]
+        keys = np.round(np.asarray(points, dtype=np.float64), NODE_RESOLUTION_DIGITS).tolist()
+        tokens = [self._node_at((x, y)) for x, y in keys]
         chain = [token for index, token in enumerate(tokens) if index == 0 or token != tokens[index - 1]]
         if closed and len(chain) > 1 and chain[0] == chain[-1]:
             chain.pop()
@@ -142,18 +146,27 @@ def most_overlapping(geometry: Polygon | LineString, candidates: list[tuple[str,
     return best_token
 
 
-def nearest_edge(ring: np.ndarray, point: np.ndarray) -> int:
-    """Index i of the edge (i, i+1) of the (N, 2) ring closest to ``point``."""
+def _edge_distances(ring: np.ndarray, point: np.ndarray) -> np.ndarray:
+    """(N,) distance from ``point`` to each edge (i, i+1) of the (N, 2) ring."""
     edges = shapely.linestrings(np.stack([ring, np.roll(ring, -1, axis=0)], axis=1))
-    return int(np.argmin(shapely.distance(edges, Point(point))))
+    return shapely.distance(edges, Point(point))
 
 
 def end_edges(ring: np.ndarray, start: np.ndarray, end: np.ndarray) -> tuple[int, int]:
-    """Edges of a counter-clockwise ring through which travel from ``start`` to ``end`` enters and leaves."""
-    from_edge, to_edge = nearest_edge(ring, start), nearest_edge(ring, end)
-    if to_edge == from_edge:
-        raise ValueError(f"travel from {start} to {end} enters and leaves a polygon through the same edge")
-    return from_edge, to_edge
+    """Edges of a counter-clockwise ring through which travel from ``start`` to ``end`` enters and leaves.
+
+    Args:
+        ring: (N, 2) outline.
+        start, end: (2,) where the travel begins and ends, on or near the outline.
+
+    Returns:
+        Indices i of the entry and exit edges (i, i+1): the edges closest to ``start`` and ``end``, the exit
+        being the closest other edge should both be the same one.
+    """
+    from_edge = int(np.argmin(_edge_distances(ring, start)))
+    to_distances = _edge_distances(ring, end)
+    to_distances[from_edge] = np.inf
+    return from_edge, int(np.argmin(to_distances))
 
 
 def side_edges(

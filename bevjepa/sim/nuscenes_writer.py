@@ -74,21 +74,33 @@ def _sensor_to_global(ego_pose: dict, calibrated_sensor: dict) -> np.ndarray:
     return global_from_ego @ ego_from_sensor
 
 
-def count_points_in_box(points_global: np.ndarray, box: Box) -> int:
-    """How many points lie inside ``box`` under the devkit's ``points_in_box`` convention (faces included).
+class PointsInBoxCounter:
+    """Counts points inside boxes under the devkit's ``points_in_box`` convention (faces included).
 
-    Args:
-        points_global: (N, 3) points in the global frame.
-        box: a devkit Box in the global frame.
-
-    Returns:
-        The count.
+    Points are sorted by x once, so that each box only tests the slice of points within its reach.
     """
-    width, length, height = box.wlh
-    reach = 0.5 * float(np.hypot(width, length)) + 1e-3
-    near = np.all(np.abs(points_global[:, :2] - box.center[:2]) <= reach, axis=1)
-    near &= np.abs(points_global[:, 2] - box.center[2]) <= 0.5 * height + 1e-3
-    return int(np.count_nonzero(points_in_box(box, points_global[near].T))) if near.any() else 0
+
+    def __init__(self, points_global: np.ndarray):
+        """
+        Args:
+            points_global: (N, 3) points in the global frame.
+        """
+        order = np.argsort(points_global[:, 0], kind="stable")
+        self.points = np.asarray(points_global, dtype=np.float64)[order]  # (N, 3) sorted by x
+        self.xs = self.points[:, 0]
+
+    def count(self, box: Box) -> int:
+        """How many of the points lie inside ``box`` (a devkit Box in the global frame)."""
+        width, length, height = box.wlh
+        reach = 0.5 * float(np.hypot(width, length)) + 1e-3  # half the footprint's diagonal, and a margin
+        first = np.searchsorted(self.xs, box.center[0] - reach, side="left")
+        last = np.searchsorted(self.xs, box.center[0] + reach, side="right")
+        near = self.points[first:last]
+        near = near[
+            (np.abs(near[:, 1] - box.center[1]) <= reach)
+            & (np.abs(near[:, 2] - box.center[2]) <= 0.5 * height + 1e-3)
+        ]
+        return int(np.count_nonzero(points_in_box(box, near.T))) if len(near) else 0
 
 
 class _Tables:
@@ -285,17 +297,17 @@ def _write_annotations(
     categories: dict[int, str] = {}
     radar_channels = [channel for channel, mount in MOUNTS.items() if mount.modality == "radar"]
     for sample_index, (sample, keyframe) in enumerate(zip(samples, scene.keyframes, strict=True)):
-        lidar_points = keyframe_points[(LIDAR_CHANNEL, sample_index)]
+        lidar_points = PointsInBoxCounter(keyframe_points[(LIDAR_CHANNEL, sample_index)])
         radar_sweeps = [
             keyframe_points[(c, sample_index)] for c in radar_channels if (c, sample_index) in keyframe_points
         ]
-        radar_points = np.concatenate(radar_sweeps) if radar_sweeps else np.zeros((0, 3))
+        radar_points = PointsInBoxCounter(np.concatenate(radar_sweeps) if radar_sweeps else np.zeros((0, 3)))
         for obj in keyframe.objects:
             categories[obj.instance_id] = obj.category
             record, box = _annotation_record(tables, scene, sample, obj)
-            record["num_lidar_pts"] = count_points_in_box(lidar_points, box)
+            record["num_lidar_pts"] = lidar_points.count(box)
             # As in nuScenes: summed over all radars, without the devkit's default radar filters.
-            record["num_radar_pts"] = count_points_in_box(radar_points, box)
+            record["num_radar_pts"] = radar_points.count(box)
             tracks.setdefault(obj.instance_id, []).append(record)
             tables.rows["sample_annotation"].append(record)
     for instance_id, track in tracks.items():
@@ -348,6 +360,9 @@ def write_nuscenes(
     dataroot: Path, version: str, towns: list[TownMap], scenes: list[SceneLog], seed: int
 ) -> None:
     """Write a complete nuScenes dataroot.
+
+    Everything is validated before the first file is written. Files already in ``dataroot`` are left in
+    place (overwritten where names coincide), so give it an empty folder.
 
     Args:
         dataroot: destination folder (created if needed).

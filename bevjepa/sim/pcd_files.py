@@ -18,6 +18,10 @@ _RADAR_FIELD_TYPES = ("<f4", "<f4", "<f4", "i1", "<i2") + ("<f4",) * 5 + ("i1",)
 RADAR_DTYPE = np.dtype(list(zip(RADAR_FIELDS, _RADAR_FIELD_TYPES, strict=True)))  # packed: 43 bytes a point
 
 _PCD_TYPE_LETTER = {"f": "F", "i": "I", "u": "U"}
+_INTEGER_COLUMNS = [column for column, name in enumerate(RADAR_FIELDS) if RADAR_DTYPE[name].kind == "i"]
+_INTEGER_FIELDS = [RADAR_FIELDS[column] for column in _INTEGER_COLUMNS]
+_INTEGER_MIN = np.array([np.iinfo(RADAR_DTYPE[name]).min for name in _INTEGER_FIELDS])
+_INTEGER_MAX = np.array([np.iinfo(RADAR_DTYPE[name]).max for name in _INTEGER_FIELDS])
 
 
 def write_lidar_bin(path: Path, points: np.ndarray) -> None:
@@ -85,18 +89,16 @@ def write_radar_pcd(path: Path, points: np.ndarray) -> None:
     if len(points) == 0:
         for name in ("x", "y", "z", "rcs", "vx", "vy", "vx_comp", "vy_comp"):
             records[name] = np.nan
-    for column, name in enumerate(RADAR_FIELDS):
-        if len(points) == 0:
-            break
-        values = points[:, column]
-        field_type = RADAR_DTYPE[name]
-        if field_type.kind == "i":
-            info = np.iinfo(field_type)
-            if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
-                raise ValueError(f"radar field {name!r} must hold integers for {path}")
-            if values.min() < info.min or values.max() > info.max:
-                raise ValueError(f"radar field {name!r} out of {field_type} range for {path}")
-        records[name] = values
+    else:
+        integers = points[:, _INTEGER_COLUMNS]  # (N, 10)
+        if not np.all(np.isfinite(integers)) or np.any(integers != np.round(integers)):
+            raise ValueError(f"radar integer fields {_INTEGER_FIELDS} must hold integers for {path}")
+        outside = (integers.min(axis=0) < _INTEGER_MIN) | (integers.max(axis=0) > _INTEGER_MAX)
+        if outside.any():
+            names = [name for name, bad in zip(_INTEGER_FIELDS, outside, strict=True) if bad]
+            raise ValueError(f"radar fields {names} out of their integer type's range for {path}")
+        for column, name in enumerate(RADAR_FIELDS):
+            records[name] = points[:, column]
     # The devkit's parser asserts that every field ends strictly before the end of the data, so the
     # file carries one byte after the last point.
     path.write_bytes(_radar_header(len(records)) + records.tobytes() + b"\n")

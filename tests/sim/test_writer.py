@@ -303,7 +303,7 @@ def test_pcd_files_round_trip_including_empty_radar(tmp_path):
         str(tmp_path / "r.pcd"), **{k: list(range(-5, 18)) for k in ALL_RADAR_STATES}
     )
     np.testing.assert_array_equal(parsed.points.T, radar)
-    with pytest.raises(ValueError, match="out of"):
+    with pytest.raises(ValueError, match="out of their"):
         write_radar_pcd(tmp_path / "bad.pcd", np.full((1, 18), 200.0))
     with pytest.raises(ValueError, match=r"\(N, 5\)"):
         write_lidar_bin(tmp_path / "bad.pcd.bin", np.zeros((3, 4)))

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 from nuscenes.utils.data_classes import Box
-from nuscenes.utils.geometry_utils import points_in_box, transform_matrix
+from nuscenes.utils.geometry_utils import transform_matrix
 from pyquaternion import Quaternion
 
+from bevjepa.sim.box_points import PointsInBoxCounter
 from bevjepa.sim.calibration import SENSOR_MOUNTS, SensorMount
 from bevjepa.sim.can_bus import check_can_bus_scene_name, write_can_bus
 from bevjepa.sim.map_expansion import write_map_expansion
@@ -72,35 +73,6 @@ def _sensor_to_global(ego_pose: dict, calibrated_sensor: dict) -> np.ndarray:
         calibrated_sensor["translation"], Quaternion(calibrated_sensor["rotation"])
     )
     return global_from_ego @ ego_from_sensor
-
-
-class PointsInBoxCounter:
-    """Counts points inside boxes under the devkit's ``points_in_box`` convention (faces included).
-
-    Points are sorted by x once, so that each box only tests the slice of points within its reach.
-    """
-
-    def __init__(self, points_global: np.ndarray):
-        """
-        Args:
-            points_global: (N, 3) points in the global frame.
-        """
-        order = np.argsort(points_global[:, 0], kind="stable")
-        self.points = np.asarray(points_global, dtype=np.float64)[order]  # (N, 3) sorted by x
-        self.xs = self.points[:, 0]
-
-    def count(self, box: Box) -> int:
-        """How many of the points lie inside ``box`` (a devkit Box in the global frame)."""
-        width, length, height = box.wlh
-        reach = 0.5 * float(np.hypot(width, length)) + 1e-3  # half the footprint's diagonal, and a margin
-        first = np.searchsorted(self.xs, box.center[0] - reach, side="left")
-        last = np.searchsorted(self.xs, box.center[0] + reach, side="right")
-        near = self.points[first:last]
-        near = near[
-            (np.abs(near[:, 1] - box.center[1]) <= reach)
-            & (np.abs(near[:, 2] - box.center[2]) <= 0.5 * height + 1e-3)
-        ]
-        return int(np.count_nonzero(points_in_box(box, near.T))) if len(near) else 0
 
 
 class _Tables:

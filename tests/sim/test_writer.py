@@ -10,10 +10,11 @@ import pytest
 from handmade_log import AGENTS, LOCATION, START_US, STATIC_POINTS, Agent, make_scenes, make_town
 from nuscenes.map_expansion.bitmap import BitMap
 from nuscenes.nuscenes import NuScenes
-from nuscenes.utils.data_classes import LidarPointCloud, RadarPointCloud
+from nuscenes.utils.data_classes import Box, LidarPointCloud, RadarPointCloud
 from nuscenes.utils.geometry_utils import points_in_box, transform_matrix
 from pyquaternion import Quaternion
 
+from bevjepa.sim.box_points import PointsInBoxCounter
 from bevjepa.sim.nuscenes_writer import write_nuscenes
 from bevjepa.sim.pcd_files import read_lidar_bin, read_radar_pcd, write_lidar_bin, write_radar_pcd
 
@@ -386,3 +387,19 @@ def test_devkit_explorer_lists_and_renders(nusc, tmp_path, capsys):
     )
     plt.close("all")
     assert (tmp_path / "bev.png").stat().st_size > 0 and (tmp_path / "radar.png").stat().st_size > 0
+
+
+def test_points_in_box_counter_matches_the_devkit_brute_force():
+    rng = np.random.default_rng(3)
+    points = rng.uniform([-20, -20, -1], [20, 20, 3], size=(20000, 3))
+    points[:8] = [[2.25, 0, 0.5], [-2.25, 0, 0.5], [0, 0.95, 0.5], [0, 0, 1.3]] * 2  # on the faces of box 0
+    counter = PointsInBoxCounter(points)
+    boxes = [Box([0.0, 0.0, 0.5], [1.9, 4.5, 1.6], Quaternion(axis=[0, 0, 1], angle=0.0))]
+    for _ in range(30):
+        yaw, size = rng.uniform(-np.pi, np.pi), rng.uniform(0.3, 8.0, 3)
+        boxes.append(
+            Box(rng.uniform([-18, -18, 0], [18, 18, 1]), size, Quaternion(axis=[0, 0, 1], angle=yaw))
+        )
+    for box in boxes:
+        assert counter.count(box) == points_in_box(box, points.T).sum()
+    assert counter.count(boxes[0]) >= 8

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from bevjepa.batch import VoxelBatch
-from bevjepa.encoders.sparse_backbone import Padding, SparseBackbone3d
+from bevjepa.encoders.sparse_backbone import BlockType, Padding, SparseBackbone3d
 from bevjepa.grid import BevGrid
 from bevjepa.sparse import to_sparse_tensor
 
@@ -20,8 +20,8 @@ class SparseBEVEncoder(nn.Module):
         embed_dim: C, channels of the output embedding map.
         bev_channels: width of the 2D BEV blocks.
         bev_blocks: number of 3x3 conv blocks on the BEV map.
-        base_channels, encoder_channels, encoder_paddings, sparse_output_channels: the 3D backbone's layout
-            (see ``SparseBackbone3d``).
+        base_channels, encoder_channels, encoder_paddings, sparse_output_channels, block_type: the 3D
+            backbone's layout (see ``SparseBackbone3d``; ``CENTERPOINT_ENCODER_*`` for CenterPoint's).
     """
 
     def __init__(
@@ -35,6 +35,7 @@ class SparseBEVEncoder(nn.Module):
         encoder_channels: Sequence[Sequence[int]] = ((16,), (32, 32, 32), (64, 64, 64), (64, 64, 64)),
         encoder_paddings: Sequence[Sequence[Padding]] = ((1,), (1, 1, 1), (1, 1, 1), ((0, 1, 1), 1, 1)),
         sparse_output_channels: int = 128,
+        block_type: BlockType = "conv_module",
     ) -> None:
         super().__init__()
         if grid.encoder_stride != 8:
@@ -48,6 +49,7 @@ class SparseBEVEncoder(nn.Module):
             encoder_channels=encoder_channels,
             encoder_paddings=encoder_paddings,
             output_channels=sparse_output_channels,
+            block_type=block_type,
         )
         layers: list[nn.Module] = []
         channels = self.backbone_3d.bev_channels

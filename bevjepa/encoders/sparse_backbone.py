@@ -1,31 +1,47 @@
-"""A SECOND-style sparse 3D backbone: submanifold convolutions and strided sparse convolutions, stride 8 in
-x-y. Its layer layout mirrors mmdetection3d's ``SparseEncoder`` (``conv_input``, ``encoder_layers``,
-``conv_out``) so that its weights map one-to-one onto downstream detectors."""
+"""A SECOND / CenterPoint-style sparse 3D backbone: submanifold convolutions (or residual blocks of them) and
+strided sparse convolutions, stride 8 in x-y. Its layer layout mirrors mmdetection3d's ``SparseEncoder``
+(``conv_input``, ``encoder_layers``, ``conv_out``; ``block_type`` ``conv_module`` or ``basicblock``) so that
+its weights map one-to-one onto downstream detectors."""
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
 
+from bevjepa.encoders.sparse_basic_block import SparseBasicBlock, sparse_batch_norm
 from bevjepa.sparse import SparseConv3d, SparseConvTensor, SparseSequential, SubMConv3d
 
 Padding = int | Sequence[int]
+BlockType = Literal["conv_module", "basicblock"]
 
-
-def _norm(channels: int) -> nn.BatchNorm1d:
-    # mmdetection3d's sparse encoders use these BatchNorm settings; keep them for weight compatibility.
-    return nn.BatchNorm1d(channels, eps=1e-3, momentum=0.01)
+# CenterPoint's nuScenes encoder (mmdetection3d ``centerpoint_voxel01_second_secfpn_nus``): residual blocks,
+# each stage but the last closed by a strided convolution whose padding is the stage's last entry.
+CENTERPOINT_ENCODER_CHANNELS = ((16, 16, 32), (32, 32, 64), (64, 64, 128), (128, 128))
+CENTERPOINT_ENCODER_PADDINGS = ((0, 0, 1), (0, 0, 1), (0, 0, (0, 1, 1)), (1, 1))
 
 
 def _z_padding(padding: Padding) -> int:
     return padding if isinstance(padding, int) else int(padding[0])
 
 
+def _downsample(in_channels: int, out_channels: int, padding: Padding, stage: int) -> SparseSequential:
+    """Stride-2 sparse convolution + BatchNorm + ReLU (mmdetection3d ``make_sparse_convmodule``)."""
+    conv = SparseConv3d(
+        in_channels, out_channels, 3, stride=2, padding=padding, bias=False, indice_key=f"spconv{stage + 1}"
+    )
+    return SparseSequential(conv, sparse_batch_norm(out_channels), nn.ReLU(inplace=True))
+
+
 class SparseBackbone3d(nn.Module):
     """Sparse voxels ``(V, C_in)`` on ``sparse_shape`` -> dense features ``(B, C_out * D_out, H / 8, W / 8)``.
 
-    Stage ``i`` (from the second on) opens with a stride-2 ``SparseConv3d`` and continues with submanifold
-    convolutions; ``conv_out`` then halves the height once more with a (3, 1, 1) kernel.
+    With ``block_type="conv_module"`` (SECOND) stage ``i`` (from the second on) opens with a stride-2
+    ``SparseConv3d`` and continues with submanifold convolutions. With ``"basicblock"`` (CenterPoint) a stage
+    is a run of residual ``SparseBasicBlock``s of its input width closed, in every stage but the last, by a
+    stride-2 ``SparseConv3d`` to the stage's last width (whose padding is the stage's last padding; the other
+    paddings are unused, as in mmdetection3d). ``conv_out`` then halves the height once more with a (3, 1, 1)
+    kernel.
 
     Args:
         in_channels: per-voxel input features.
@@ -34,6 +50,8 @@ class SparseBackbone3d(nn.Module):
         encoder_channels: output widths of each stage's convolutions, one tuple per stage (4 stages -> stride 8).
         encoder_paddings: padding of each convolution, same nesting as ``encoder_channels``.
         output_channels: width of ``conv_out``.
+        block_type: ``"conv_module"`` (SECOND, ``VoxelBackBone8x``) or ``"basicblock"`` (CenterPoint,
+            ``VoxelResBackBone8x``).
     """
 
     def __init__(
@@ -44,6 +62,7 @@ class SparseBackbone3d(nn.Module):
         encoder_channels: Sequence[Sequence[int]] = ((16,), (32, 32, 32), (64, 64, 64), (64, 64, 64)),
         encoder_paddings: Sequence[Sequence[Padding]] = ((1,), (1, 1, 1), (1, 1, 1), ((0, 1, 1), 1, 1)),
         output_channels: int = 128,
+        block_type: BlockType = "conv_module",
     ) -> None:
         super().__init__()
         if len(encoder_channels) != len(encoder_paddings) or any(
@@ -54,31 +73,34 @@ class SparseBackbone3d(nn.Module):
         self.output_channels = output_channels
         self.conv_input = SparseSequential(
             SubMConv3d(in_channels, base_channels, 3, padding=1, bias=False, indice_key="subm1"),
-            _norm(base_channels),
+            sparse_batch_norm(base_channels),
             nn.ReLU(inplace=True),
         )
         self.encoder_layers = SparseSequential()
         depth = self.sparse_shape[0]
         channels = base_channels
+        last_stage = len(encoder_channels) - 1
         for stage, (widths, paddings) in enumerate(zip(encoder_channels, encoder_paddings, strict=True)):
-            layers = []
+            layers: list[nn.Module] = []
             for block, (width, padding) in enumerate(zip(widths, paddings, strict=True)):
-                if stage > 0 and block == 0:
-                    conv = SparseConv3d(
-                        channels,
-                        width,
-                        3,
-                        stride=2,
-                        padding=padding,
-                        bias=False,
-                        indice_key=f"spconv{stage + 1}",
-                    )
+                if block_type == "basicblock":
+                    downsamples = block == len(widths) - 1 and stage != last_stage
+                else:
+                    downsamples = stage > 0 and block == 0
+                if downsamples:
+                    layers.append(_downsample(channels, width, padding, stage))
                     depth = (depth + 2 * _z_padding(padding) - 3) // 2 + 1
+                elif block_type == "basicblock":
+                    if width != channels:
+                        raise ValueError(
+                            f"basicblock stage {stage + 1} keeps its input width {channels}; got {width}"
+                        )
+                    layers.append(SparseBasicBlock(width, indice_key=f"subm{stage + 1}"))
                 else:
                     conv = SubMConv3d(
                         channels, width, 3, padding=padding, bias=False, indice_key=f"subm{stage + 1}"
                     )
-                layers.append(SparseSequential(conv, _norm(width), nn.ReLU(inplace=True)))
+                    layers.append(SparseSequential(conv, sparse_batch_norm(width), nn.ReLU(inplace=True)))
                 channels = width
             self.encoder_layers.add_module(f"encoder_layer{stage + 1}", SparseSequential(*layers))
         self.conv_out = SparseSequential(
@@ -91,7 +113,7 @@ class SparseBackbone3d(nn.Module):
                 bias=False,
                 indice_key="spconv_down2",
             ),
-            _norm(output_channels),
+            sparse_batch_norm(output_channels),
             nn.ReLU(inplace=True),
         )
         self.output_depth = (depth - 3) // 2 + 1

@@ -1,0 +1,40 @@
+"""The residual block of CenterPoint-style sparse encoders (mmdetection3d ``SparseBasicBlock``, OpenPCDet
+``SparseBasicBlock``): two submanifold 3x3x3 convolutions with BatchNorm and an identity shortcut."""
+
+from torch import nn
+
+from bevjepa.sparse import SparseConvTensor, SparseSequential, SubMConv3d
+
+
+def sparse_batch_norm(channels: int) -> nn.BatchNorm1d:
+    """BatchNorm over voxel features with the settings of mmdetection3d's sparse encoders (kept for weight
+    compatibility)."""
+    return nn.BatchNorm1d(channels, eps=1e-3, momentum=0.01)
+
+
+class SparseBasicBlock(SparseSequential):
+    """``relu(bn2(conv2(relu(bn1(conv1(x))))) + x)`` on the voxels of ``x``, which it keeps.
+
+    A ``SparseSequential`` so that spconv containers hand it the whole sparse tensor rather than its features.
+    Parameter names (``conv1``, ``bn1``, ``conv2``, ``bn2``) follow mmdetection3d and OpenPCDet.
+
+    Args:
+        channels: input and output width.
+        indice_key: spconv key under which submanifold layers at the same resolution share their rulebook.
+    """
+
+    def __init__(self, channels: int, indice_key: str) -> None:
+        super().__init__()
+        self.conv1 = SubMConv3d(channels, channels, 3, padding=1, bias=False, indice_key=indice_key)
+        self.bn1 = sparse_batch_norm(channels)
+        self.conv2 = SubMConv3d(channels, channels, 3, padding=1, bias=False, indice_key=indice_key)
+        self.bn2 = sparse_batch_norm(channels)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: SparseConvTensor) -> SparseConvTensor:
+        """Args: x with features (V, channels). Returns: features (V, channels) on the same voxels."""
+        identity = x.features  # (V, C)
+        out = self.conv1(x)
+        out = out.replace_feature(self.relu(self.bn1(out.features)))
+        out = self.conv2(out)
+        return out.replace_feature(self.relu(self.bn2(out.features) + identity))

@@ -1,0 +1,315 @@
+"""``JEPAPretrainModule``: BEV JEPA pretraining with masked-block, occluded-region and action-conditioned future
+targets against an EMA target encoder, VICReg-style regularisation and collapse monitors."""
+
+import copy
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import matplotlib.pyplot as plt
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from bevjepa.batch import BevBatch
+from bevjepa.encoders import SparseBEVEncoder
+from bevjepa.encoders.tokens import bev_to_tokens, token_grid_shape
+from bevjepa.grid import BevGrid
+from bevjepa.jepa.ema import ema_update_
+from bevjepa.jepa.jepa_step import JEPAOutputs, JEPAStep
+from bevjepa.jepa.losses import RegressionKind, layer_normalize
+from bevjepa.jepa.masks import FutureTokenSampler, MultiBlockMaskSampler, OccludedTokenSampler
+from bevjepa.jepa.monitors import EmbeddingMonitors, embedding_monitors
+from bevjepa.jepa.pictures import jepa_picture
+from bevjepa.jepa.predictor import BEVPredictor
+from bevjepa.jepa.schedules import ema_momentum_at, warmup_cosine_lr_factor
+
+TRAIN_STREAM, VALIDATION_STREAM = 0, 1
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the loss terms.
+
+    Attributes:
+        masked_block: regression of masked-block targets.
+        occluded: regression of occluded-region targets.
+        future: regression of future keyframes, teacher-forced (each step from the true previous keyframe).
+        rollout: regression of future keyframes rolled out from the context (steps 2 and later).
+        variance: VICReg variance hinge on the context embeddings.
+        covariance: VICReg covariance penalty on the context embeddings.
+    """
+
+    masked_block: float = 1.0
+    occluded: float = 1.0
+    future: float = 1.0
+    rollout: float = 0.5
+    variance: float = 1.0
+    covariance: float = 0.1
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """AdamW with linear warm-up and cosine decay (a pure function of the global step).
+
+    Attributes:
+        learning_rate: peak learning rate.
+        weight_decay: AdamW decay of weight matrices (biases, norms and the mask token are not decayed).
+        betas: AdamW betas.
+        warmup_steps: linear warm-up steps.
+        min_lr_ratio: final learning rate / peak.
+        total_steps: schedule length (learning rate and EMA momentum); None: the trainer's estimate.
+    """
+
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.01
+    total_steps: int | None = None
+
+
+DEFAULT_BLOCK_MASKS = MultiBlockMaskSampler()
+DEFAULT_OCCLUDED = OccludedTokenSampler()
+DEFAULT_FUTURES = FutureTokenSampler()
+DEFAULT_LOSS_WEIGHTS = LossWeights()
+DEFAULT_OPTIMIZER = OptimizerSettings()
+
+
+class JEPAPretrainModule(L.LightningModule):
+    """Pretrains a sparse BEV encoder by predicting target-encoder embeddings of hidden BEV tokens.
+
+    Args:
+        grid: the voxel grid (linked from the DataModule).
+        in_channels: per-voxel features (linked from the DataModule).
+        encoder: builds the context encoder from ``(grid, in_channels)``; the target encoder is its EMA copy.
+        predictor: builds the predictor from ``(token_shape, embed_dim)``; None bypasses it (each target is
+            predicted by the context embedding at its token: a collapse baseline, not a method).
+        token_patch: BEV cells per token side (1: a token per BEV cell).
+        block_masks: masked-block target sampler.
+        occluded_targets: occluded-region target sampler; None to leave them out.
+        future_targets: future-keyframe target sampler; None to leave them out.
+        occupied_min_height: voxel-column height (m) that marks a future cell as occupied (target weights).
+        regression: ``"smooth_l1"`` or ``"l1"`` on layer-normalised targets.
+        smooth_l1_beta: smooth-L1 threshold.
+        loss_weights: weights of the loss terms.
+        ema_momentum: ``(start, end)`` of the target encoder's momentum schedule.
+        optimizer: AdamW and learning-rate schedule settings.
+        seed: seed of the target samplers (with the stream, step and sample index).
+        monitor_every_n_steps: training steps between collapse monitors.
+        monitor_max_tokens: tokens per set of embeddings the monitors look at.
+        picture_every_n_epochs: validation epochs between BEV pictures (0: never).
+    """
+
+    def __init__(
+        self,
+        grid: BevGrid,
+        in_channels: int,
+        encoder: Callable[[BevGrid, int], SparseBEVEncoder] = SparseBEVEncoder,
+        predictor: Callable[[tuple[int, int], int], BEVPredictor] | None = BEVPredictor,
+        token_patch: int = 1,
+        block_masks: MultiBlockMaskSampler = DEFAULT_BLOCK_MASKS,
+        occluded_targets: OccludedTokenSampler | None = DEFAULT_OCCLUDED,
+        future_targets: FutureTokenSampler | None = DEFAULT_FUTURES,
+        occupied_min_height: float = 0.6,
+        regression: RegressionKind = "smooth_l1",
+        smooth_l1_beta: float = 1.0,
+        loss_weights: LossWeights = DEFAULT_LOSS_WEIGHTS,
+        ema_momentum: tuple[float, float] = (0.996, 1.0),
+        optimizer: OptimizerSettings = DEFAULT_OPTIMIZER,
+        seed: int = 0,
+        monitor_every_n_steps: int = 25,
+        monitor_max_tokens: int = 2048,
+        picture_every_n_epochs: int = 1,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.grid = grid
+        self.token_shape = token_grid_shape(grid, token_patch)
+        self.encoder = encoder(grid, in_channels)
+        self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
+        self.predictor = (
+            predictor(self.token_shape, self.encoder.embed_dim) if predictor is not None else None
+        )
+        self.jepa = JEPAStep(
+            grid=grid,
+            token_patch=token_patch,
+            block_masks=block_masks,
+            occluded_targets=occluded_targets,
+            future_targets=future_targets,
+            occupied_min_height=occupied_min_height,
+            regression=regression,
+            smooth_l1_beta=smooth_l1_beta,
+            seed=seed,
+        )
+
+    def forward(self, batch: BevBatch) -> torch.Tensor:
+        """BEV embedding map of the current keyframe from the target encoder: (B, D, H, W)."""
+        return self.target_encoder(batch.voxels)
+
+    # ----------------------------------------------------------------------------------------- training
+    def _total_steps(self) -> int:
+        total = self.hparams.optimizer.total_steps
+        return int(total) if total is not None else int(self.trainer.estimated_stepping_batches)
+
+    def _first_sample_index(self, batch: BevBatch) -> int:
+        return self.global_rank * batch.voxels.batch_size
+
+    def _weighted_total(self, outputs: JEPAOutputs) -> torch.Tensor:
+        weights = self.hparams.loss_weights
+        return (
+            weights.masked_block * outputs.losses["masked_block"]
+            + weights.occluded * outputs.losses["occluded"]
+            + weights.future * outputs.losses["future"]
+            + weights.rollout * outputs.losses["rollout"]
+            + weights.variance * outputs.losses["variance"]
+            + weights.covariance * outputs.losses["covariance"]
+        )
+
+    def run_jepa(self, batch: BevBatch, stream: int, step: int, evaluate: bool = False) -> JEPAOutputs:
+        """One JEPA step with this module's networks (``stream`` 0 trains, 1 evaluates; ``step`` keys the masks)."""
+        return self.jepa(
+            batch,
+            encoder=self.encoder,
+            target_encoder=self.target_encoder,
+            predictor=self.predictor,
+            stream=stream,
+            step=step,
+            first_index=self._first_sample_index(batch),
+            evaluate=evaluate,
+        )
+
+    def training_step(self, batch: BevBatch, batch_idx: int) -> dict:
+        outputs = self.run_jepa(batch, TRAIN_STREAM, self.global_step)
+        loss = self._weighted_total(outputs)
+        batch_size = batch.voxels.batch_size
+        self.log("train/loss", loss, batch_size=batch_size, prog_bar=True)
+        self.log_dict({f"train/{k}_loss": v for k, v in outputs.losses.items()}, batch_size=batch_size)
+        self.log("train/ema_momentum", self._momentum(), batch_size=batch_size)
+        result: dict = {"loss": loss}
+        if self.global_step % self.hparams.monitor_every_n_steps == 0:
+            monitors = self._monitors(outputs)
+            for name, values in monitors.items():
+                self.log_dict(
+                    {f"monitor/{name}_{k}": v for k, v in values.as_dict().items()}, batch_size=batch_size
+                )
+            result["monitors"] = monitors
+        return result
+
+    def _monitors(self, outputs: JEPAOutputs) -> dict[str, EmbeddingMonitors]:
+        sets = {
+            "context": outputs.context_tokens[outputs.known],
+            "target": outputs.target_tokens.flatten(0, 1),
+            "prediction": outputs.block_prediction.flatten(0, 1),
+        }
+        generator = torch.Generator().manual_seed(self.hparams.seed + self.global_step)
+        monitors = {}
+        for name, embeddings in sets.items():
+            keep = torch.randperm(len(embeddings), generator=generator)[: self.hparams.monitor_max_tokens]
+            monitors[name] = embedding_monitors(embeddings.detach()[keep.to(embeddings.device)])
+        return monitors
+
+    def _momentum(self) -> float:
+        start, end = self.hparams.ema_momentum
+        return ema_momentum_at(self.global_step, start, end, self._total_steps())
+
+    def optimizer_step(self, *args, **kwargs) -> None:
+        """The optimizer step, then the target encoder's EMA update (once per optimizer step)."""
+        momentum = self._momentum()
+        super().optimizer_step(*args, **kwargs)
+        ema_update_(
+            self.target_encoder,
+            self.encoder,
+            momentum,
+            reduce_mean=lambda tensor: self.trainer.strategy.reduce(tensor, reduce_op="mean"),
+        )
+
+    def configure_optimizers(self) -> dict:
+        settings = self.hparams.optimizer
+        decayed = [p for p in self.parameters() if p.requires_grad and p.ndim >= 2]
+        not_decayed = [p for p in self.parameters() if p.requires_grad and p.ndim < 2]
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decayed, "weight_decay": settings.weight_decay},
+                {"params": not_decayed, "weight_decay": 0.0},
+            ],
+            lr=settings.learning_rate,
+            betas=settings.betas,
+        )
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer,
+            functools.partial(
+                warmup_cosine_lr_factor,
+                warmup_steps=settings.warmup_steps,
+                total_steps=self._total_steps(),
+                min_ratio=settings.min_lr_ratio,
+            ),
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    # --------------------------------------------------------------------------------------- evaluation
+    def on_validation_epoch_start(self) -> None:
+        self._validation_targets: list[torch.Tensor] = []
+
+    def validation_step(self, batch: BevBatch, batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "val")
+
+    def test_step(self, batch: BevBatch, batch_idx: int) -> None:
+        self._evaluate(batch, batch_idx, "test")
+
+    def on_test_epoch_start(self) -> None:
+        self.on_validation_epoch_start()
+
+    def _evaluate(self, batch: BevBatch, batch_idx: int, stage: str) -> None:
+        outputs = self.run_jepa(batch, VALIDATION_STREAM, batch_idx, evaluate=True)
+        batch_size = batch.voxels.batch_size
+        metrics = {f"{stage}/loss": self._weighted_total(outputs)}
+        metrics.update({f"{stage}/{k}_loss": v for k, v in outputs.losses.items()})
+        metrics.update({f"{stage}/{k}": v for k, v in outputs.evaluation.items()})
+        self.log_dict(metrics, batch_size=batch_size, sync_dist=True)
+        generator = torch.Generator().manual_seed(self.hparams.seed + batch_idx)
+        targets = outputs.target_tokens.flatten(0, 1)
+        keep = torch.randperm(len(targets), generator=generator)[
+            : max(self.hparams.monitor_max_tokens // 8, 1)
+        ]
+        self._validation_targets.append(targets[keep.to(targets.device)].float().cpu())
+        pictures = self.hparams.picture_every_n_epochs
+        if batch_idx == 0 and stage == "val" and pictures and self.current_epoch % pictures == 0:
+            self._save_picture(outputs)
+
+    def _log_validation_monitors(self, stage: str) -> None:
+        tokens = torch.cat(self._validation_targets)[: self.hparams.monitor_max_tokens]
+        if len(tokens) > 1:
+            values = embedding_monitors(tokens).as_dict()
+            self.log_dict({f"{stage}/target_{k}": v for k, v in values.items()})
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_validation_monitors("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_validation_monitors("test")
+
+    def _save_picture(self, outputs: JEPAOutputs) -> None:
+        if self.trainer.sanity_checking or not self.trainer.is_global_zero:
+            return
+        figure = jepa_picture(
+            self.grid,
+            self.token_shape,
+            context=outputs.context_tokens[0],
+            target=layer_normalize(outputs.target_tokens[0]),
+            prediction=outputs.block_prediction[0],
+            error=outputs.block_error[0],
+            hidden=~outputs.known[0],
+            title=f"epoch {self.current_epoch}, step {self.global_step}: masked-block prediction",
+        )
+        if isinstance(self.logger, TensorBoardLogger):
+            self.logger.experiment.add_figure("val/bev_picture", figure, self.global_step, close=False)
+        folder = Path(self.trainer.log_dir or self.trainer.default_root_dir) / "bev_pictures"
+        folder.mkdir(parents=True, exist_ok=True)
+        figure.savefig(folder / f"epoch{self.current_epoch:03d}_step{self.global_step:06d}.png", dpi=80)
+        plt.close(figure)
+
+    def predict_step(self, batch: BevBatch, batch_idx: int) -> torch.Tensor:
+        """Target-encoder tokens of the current keyframe: (B, N, D)."""
+        return bev_to_tokens(self(batch), self.hparams.token_patch)

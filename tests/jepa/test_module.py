@@ -1,0 +1,112 @@
+"""JEPAPretrainModule: shapes and gradients, no leakage from targets into the context, the EMA teacher."""
+
+import copy
+
+import lightning as L
+import pytest
+import torch
+from jepa_scenes import SCENE_GRID, SceneDataModule, make_batch
+from small_models import EMBED_DIM, cpu_trainer, small_module
+
+from bevjepa.batch import BevBatch, VoxelBatch
+from bevjepa.encoders.tokens import voxel_token_indices
+from bevjepa.jepa.module import TRAIN_STREAM
+from bevjepa.jepa.schedules import ema_momentum_at
+
+
+@pytest.fixture(scope="module")
+def batch() -> BevBatch:
+    return make_batch(seed=0, batch_size=2, steps=2)
+
+
+def test_step_shapes_and_gradients(batch):
+    torch.manual_seed(0)
+    module = small_module()
+    outputs = module.run_jepa(batch, TRAIN_STREAM, step=0, evaluate=True)
+    tokens = 64
+    assert outputs.context_tokens.shape == (2, tokens, EMBED_DIM)
+    assert outputs.target_tokens.shape == (2, tokens, EMBED_DIM)
+    assert outputs.known.shape == (2, tokens) and 0 < outputs.known.float().mean() < 1
+    assert set(outputs.losses) == {"masked_block", "occluded", "future", "rollout", "variance", "covariance"}
+    for name, value in {**outputs.losses, **outputs.evaluation}.items():
+        assert value.ndim == 0 and torch.isfinite(value), name
+    assert outputs.losses["occluded"] > 0, (
+        "the test scenes have occluded tokens seen from the future keyframes"
+    )
+    module._weighted_total(outputs).backward()
+    for name, parameter in module.named_parameters():
+        if name.startswith("target_encoder."):
+            assert parameter.grad is None and not parameter.requires_grad, name
+        else:
+            assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+
+
+def test_target_encoder_starts_as_a_copy():
+    module = small_module()
+    online, target = module.encoder.state_dict(), module.target_encoder.state_dict()
+    assert online.keys() == target.keys()
+    assert all(torch.equal(online[k], target[k]) for k in online)
+    assert any(k.startswith("target_encoder.") for k in module.state_dict()), "saved in checkpoints"
+
+
+def _perturb_hidden_voxels(batch: BevBatch, hidden: torch.Tensor) -> BevBatch:
+    """Change every voxel inside hidden tokens and add new ones there; leave everything else as it is."""
+    voxels = batch.voxels
+    inside = hidden[voxels.coords[:, 0].long(), voxel_token_indices(voxels.coords, SCENE_GRID, 1)]
+    assert inside.any()
+    features = voxels.features.clone()
+    features[inside] = features[inside] * 3 + 1
+    extra = voxels.coords[inside][:50].clone()
+    extra[:, 1] = (extra[:, 1] + 3).clamp(max=23)  # stacked above existing voxels of hidden tokens
+    extra = extra[~(extra[:, None] == voxels.coords[None]).all(-1).any(-1)]
+    changed = VoxelBatch(
+        features=torch.cat([features, torch.randn(len(extra), features.shape[1])]),
+        coords=torch.cat([voxels.coords, extra]),
+        batch_size=voxels.batch_size,
+    )
+    return BevBatch(batch.sample_tokens, changed, batch.visibility, batch.target_visibility, batch.futures)
+
+
+def test_no_leakage_from_target_voxels_into_the_context(batch):
+    torch.manual_seed(0)
+    module = small_module().train()
+    reference = module.run_jepa(batch, TRAIN_STREAM, step=3)
+    changed = _perturb_hidden_voxels(batch, ~reference.known)
+    perturbed = module.run_jepa(changed, TRAIN_STREAM, step=3)
+    assert torch.equal(perturbed.known, reference.known), "masks do not depend on the current voxels"
+    assert torch.equal(perturbed.context_tokens, reference.context_tokens)
+    assert not torch.allclose(perturbed.target_tokens, reference.target_tokens), (
+        "the targets did see the change"
+    )
+
+
+class _RecordEma(L.Callback):
+    """Checks after every step that target = m * target_before + (1 - m) * online_after."""
+
+    def __init__(self) -> None:
+        self.checked_steps = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.before = copy.deepcopy(pl_module.target_encoder.state_dict())
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step - 1
+        start, end = pl_module.hparams.ema_momentum
+        momentum = ema_momentum_at(step, start, end, pl_module.hparams.optimizer.total_steps)
+        online = dict(pl_module.encoder.named_parameters())
+        for name, parameter in pl_module.target_encoder.named_parameters():
+            expected = momentum * self.before[name] + (1 - momentum) * online[name].detach()
+            torch.testing.assert_close(parameter, expected, atol=1e-6, rtol=0)
+        self.checked_steps.append(step)
+
+
+def test_ema_update_once_per_optimizer_step(tmp_path):
+    torch.manual_seed(0)
+    module = small_module(ema_momentum=(0.5, 0.9))
+    recorder = _RecordEma()
+    cpu_trainer(tmp_path, max_steps=3, callbacks=[recorder], limit_val_batches=0).fit(
+        module, SceneDataModule(train_scenes=6, batch_size=2)
+    )
+    assert recorder.checked_steps == [0, 1, 2]
+    online, target = module.encoder.state_dict(), module.target_encoder.state_dict()
+    assert not torch.equal(online["bev_blocks.0.weight"], target["bev_blocks.0.weight"])

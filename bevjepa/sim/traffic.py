@@ -342,8 +342,15 @@ class Traffic:
 
     def _admit_to_intersections(self, ego: EgoOnLanes | None) -> None:
         """Grant connectors first come, first served to vehicles nearing their stop lines."""
+        agents = list(self._lane_agents(ego))
+        first_in_lane: dict[int, tuple[float, int]] = {}
+        for key, lane, s, *_ in agents:
+            first_in_lane[lane] = max(first_in_lane.get(lane, (-np.inf, key)), (s, key))
         requests = []
-        for key, lane, s, speed, length, plan in self._lane_agents(ego):
+        for key, lane, s, speed, length, plan in agents:
+            # Only the first vehicle of a lane asks: a queue must not hold the intersection for minutes.
+            if first_in_lane[lane][1] != key:
+                continue
             if self._is_connector[lane] or not plan or key in self._holders.get(plan[0], set()):
                 continue
             distance = self._stop_s[lane] - (s + length / 2)

@@ -6,13 +6,14 @@ pass, so that loading sensor files needs no devkit objects and no per-point Pyth
 """
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 from nuscenes.nuscenes import NuScenes
 from nuscenes.utils.splits import create_splits_scenes
 
+from datamodules.lidar_files import SensorFileError
 from datamodules.sample_records import KeyframeRecord, SweepRecord
 
 LIDAR_CHANNEL = "LIDAR_TOP"
@@ -81,10 +82,11 @@ def quaternions_to_rotations(quaternions: np.ndarray) -> np.ndarray:
         quaternions: (M, 4) ``[w, x, y, z]``.
 
     Returns:
-        (M, 3, 3) float64 rotation matrices.
+        (M, 3, 3) float64 rotation matrices; NaN for a zero quaternion.
     """
     q = np.asarray(quaternions, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=1, keepdims=True)  # (M, 4)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero quaternion gives NaN, refused when loading
+        q = q / np.linalg.norm(q, axis=1, keepdims=True)  # (M, 4)
     w, x, y, z = q.T
     rotations = np.empty((len(q), 3, 3))
     rotations[:, 0, 0] = w * w + x * x - y * y - z * z
@@ -133,21 +135,36 @@ def invert_rigid(transforms: np.ndarray) -> np.ndarray:
     return inverse
 
 
-def sweeps_to_reference(reference_to_global: np.ndarray, sweeps: Iterable[SweepRecord]) -> np.ndarray:
+def sweeps_to_reference(
+    reference_to_global: np.ndarray, sweeps: Sequence[SweepRecord], context: str = ""
+) -> np.ndarray:
     """Transforms taking each sweep's sensor frame into a reference frame (sensor -> ego(t_sweep) -> global
     -> ego(t_ref) -> reference).
 
     Args:
         reference_to_global: (4, 4) e.g. a keyframe's ``lidar_to_global``.
         sweeps: the sweeps.
+        context: names what is being loaded in error messages (e.g. ``sample <token>``).
 
     Returns:
         (S, 4, 4) float64.
+
+    Raises:
+        SensorFileError: a pose or calibration is not a finite transform (e.g. a zero quaternion in the
+            tables); the message names the sweep file.
     """
     sensor_to_global = np.array([sweep.sensor_to_global for sweep in sweeps], dtype=np.float64).reshape(
         -1, 4, 4
     )
-    return invert_rigid(reference_to_global) @ sensor_to_global
+    transforms = invert_rigid(reference_to_global) @ sensor_to_global
+    finite = np.isfinite(transforms).all(axis=(1, 2))
+    if not finite.all():
+        broken = sweeps[int(np.argmin(finite))]
+        raise SensorFileError(
+            f"the ego pose or calibration of {broken.path} ({context}) is not a finite rigid transform: "
+            "check its ego_pose and calibrated_sensor records (and the keyframe's)"
+        )
+    return transforms
 
 
 class NuScenesIndex:

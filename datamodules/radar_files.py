@@ -6,7 +6,7 @@ default filters as vectorised masks.
 """
 
 import functools
-import re
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,23 +25,21 @@ _PCD_TYPES = {"F": "f", "I": "i", "U": "u"}
 _DATA_MARKER = b"\nDATA "
 
 
-# The lines that change from file to file; the rest of a header (the layout) is parsed once and cached.
-_COUNT_LINE = re.compile(rb"^(WIDTH|HEIGHT|POINTS) +(\d+) *\r?$", re.MULTILINE)
+@functools.lru_cache(maxsize=1024)
+def _parse_header(header: bytes) -> tuple[np.dtype, int]:
+    """(packed little-endian record type, number of points) of a binary PCD header.
 
-
-@functools.lru_cache(maxsize=64)
-def _record_type(layout: bytes) -> np.dtype:
-    """The packed little-endian record type a PCD header (without its count lines) describes.
+    Cached: the headers of one dataset differ only in their point counts.
 
     Raises:
         ValueError: not a binary PCD header with the fields of nuScenes radar files.
     """
     entries = {}
-    for line in layout.decode("ascii").splitlines():
+    for line in header.decode("ascii").splitlines():
         if line and not line.startswith("#"):
             key, _, value = line.partition(" ")
             entries[key] = value.split()
-    for key in ("FIELDS", "SIZE", "TYPE", "DATA"):
+    for key in ("FIELDS", "SIZE", "TYPE", "WIDTH", "HEIGHT", "DATA"):
         if key not in entries:
             raise ValueError(f"no {key} line")
     if entries["DATA"] != ["binary"]:
@@ -56,23 +54,14 @@ def _record_type(layout: bytes) -> np.dtype:
     missing = [name for name in REQUIRED_FIELDS if name not in names]
     if missing:
         raise ValueError(f"fields {missing} are missing")
-    return np.dtype(
-        [
-            (name, f"<{_PCD_TYPES[letter]}{size}")
-            for name, size, letter in zip(names, sizes, letters, strict=True)
-        ]
-    )
-
-
-def _parse_header(header: bytes) -> tuple[np.dtype, int]:
-    """(record type, number of points) of a binary PCD header; ValueError when it is not one."""
-    counts = {key.decode(): int(value) for key, value in _COUNT_LINE.findall(header)}
-    if "WIDTH" not in counts or "HEIGHT" not in counts:
-        raise ValueError("no WIDTH or HEIGHT line")
-    num_points = counts["WIDTH"] * counts["HEIGHT"]
-    if counts.get("POINTS", num_points) != num_points:
-        raise ValueError(f"POINTS {counts['POINTS']} differs from WIDTH x HEIGHT = {num_points}")
-    return _record_type(_COUNT_LINE.sub(b"", header)), num_points
+    num_points = int(entries["WIDTH"][0]) * int(entries["HEIGHT"][0])
+    if "POINTS" in entries and int(entries["POINTS"][0]) != num_points:
+        raise ValueError(f"POINTS {entries['POINTS'][0]} differs from WIDTH x HEIGHT = {num_points}")
+    fields = [
+        (name, f"<{_PCD_TYPES[letter]}{size}")
+        for name, size, letter in zip(names, sizes, letters, strict=True)
+    ]
+    return np.dtype(fields), num_points
 
 
 def load_radar_records(path: str | Path, context: str = "") -> np.ndarray:
@@ -95,8 +84,11 @@ def load_radar_records(path: str | Path, context: str = "") -> np.ndarray:
     """
     where = f" ({context})" if context else ""
     try:
-        with open(path, "rb") as file:
-            data = file.read()
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            data = os.read(descriptor, os.fstat(descriptor).st_size)
+        finally:
+            os.close(descriptor)
     except OSError as error:
         raise SensorFileError(f"radar file not found or unreadable: {path}{where}: {error}") from error
     marker = data.find(_DATA_MARKER)

@@ -8,6 +8,7 @@ devkit leaves in the radar's frame, are rotated into the reference frame like th
 """
 
 import numpy as np
+from numpy.lib import recfunctions as rfn
 
 from datamodules.lidar_files import SensorFileError
 from datamodules.nuscenes_index import RADAR_CHANNELS, sweeps_to_reference
@@ -15,8 +16,11 @@ from datamodules.radar_files import default_filter_mask, load_radar_records
 from datamodules.sample_records import FusedPoints, KeyframeRecord, SweepRecord
 
 RADAR_FEATURES = ("x", "y", "z", "rcs", "vx_comp", "vy_comp", "time_lag_s")
-_READ_FIELDS = ("x", "y", "z", "rcs", "vx_comp", "vy_comp", "dyn_prop", "ambig_state", "invalid_state")
 _VALUE_FIELDS = ("x", "y", "z", "rcs", "vx_comp", "vy_comp")
+_COMMON_LAYOUT = np.dtype(
+    [(name, "<f4") for name in _VALUE_FIELDS]
+    + [(name, "i1") for name in ("dyn_prop", "ambig_state", "invalid_state")]
+)
 
 
 def radar_sweeps_in_order(record: KeyframeRecord) -> list[SweepRecord]:
@@ -46,16 +50,21 @@ def fuse_radar_sweeps(record: KeyframeRecord, min_distance_m: float = 1.0) -> Fu
     """
     context = f"sample {record.sample_token}"
     sweeps = radar_sweeps_in_order(record)
-    transforms = sweeps_to_reference(record.lidar_to_global, sweeps)  # (S, 4, 4)
+    transforms = sweeps_to_reference(record.lidar_to_global, sweeps, context)  # (S, 4, 4)
     loaded = [load_radar_records(sweep.path, context) for sweep in sweeps]
-    fields = {
-        name: np.concatenate([records[name] for records in loaded] or [np.zeros(0)]) for name in _READ_FIELDS
-    }
+    if any(records.dtype != loaded[0].dtype for records in loaded):
+        # Files with different layouts: keep the fields the fusion reads, in one common layout.
+        loaded = [rfn.require_fields(records, _COMMON_LAYOUT) for records in loaded]
+    layout = loaded[0].dtype if loaded else _COMMON_LAYOUT
+    # Joined as bytes: numpy's concatenate of packed record arrays is slower than reading the files.
+    raw_bytes = [records.view(np.uint8) for records in loaded] or [np.zeros(0, np.uint8)]
+    clusters = np.concatenate(raw_bytes).view(layout)  # (N,)
     sweep_of_point = np.repeat(np.arange(len(sweeps)), [len(records) for records in loaded])  # (N,)
-    x, y = fields["x"].astype(np.float64), fields["y"].astype(np.float64)
+    x, y = clusters["x"].astype(np.float64), clusters["y"].astype(np.float64)
     close = (np.abs(x) < min_distance_m) & (np.abs(y) < min_distance_m)
-    keep = default_filter_mask(fields) & ~close
-    values = np.stack([fields[name][keep] for name in _VALUE_FIELDS], axis=1).astype(np.float64)  # (K, 6)
+    keep = default_filter_mask(clusters) & ~close
+    kept = clusters[keep]
+    values = np.stack([kept[name] for name in _VALUE_FIELDS], axis=1).astype(np.float64)  # (K, 6)
     sweep_of_point = sweep_of_point[keep]
     finite = np.isfinite(values).all(axis=1)
     if not finite.all():

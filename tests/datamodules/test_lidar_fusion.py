@@ -154,3 +154,15 @@ def test_empty_sweep_file_contributes_no_points(records, tmp_path: Path):
     assert 1 not in set(fused.sweep_index.tolist())
     full = fuse_lidar_sweeps(record)
     assert len(fused.points) == len(full.points) - int(np.sum(full.sweep_index == 1))
+
+
+def test_broken_pose_raises_naming_the_sweep_and_sample(synthetic_dataroot):
+    nusc = open_nuscenes(*synthetic_dataroot)  # its own copy: a pose is broken in memory
+    sample = nusc.sample[-1]
+    keyframe_sd = nusc.get("sample_data", sample["data"][LIDAR_CHANNEL])
+    earlier_sd = nusc.get("sample_data", keyframe_sd["prev"])
+    nusc.get("ego_pose", earlier_sd["ego_pose_token"])["rotation"] = [0.0, 0.0, 0.0, 0.0]
+    record = NuScenesIndex(nusc, radar=False).record(sample["token"])
+    with pytest.raises(SensorFileError) as error:
+        fuse_lidar_sweeps(record)
+    assert earlier_sd["filename"] in str(error.value) and sample["token"] in str(error.value)

@@ -180,3 +180,35 @@ def test_bad_radar_files_raise_naming_file_and_sample(records, tmp_path: Path, d
     assert str(bad_file) in str(error.value) and record.sample_token in str(error.value)
     reason = {"missing": "not found", "truncated": "truncated", "header": "header", "nan": "NaN or infinite"}
     assert reason[damage] in str(error.value)
+
+
+def test_files_with_another_field_layout_fuse_the_same(records, tmp_path: Path):
+    """The layout comes from each file's header: a file with its fields in another order gives the same points."""
+    record = records[-1]
+    source = next(iter(record.radar_sweeps.values()))[0].path
+    clusters = load_radar_records(source)
+    assert len(clusters), "the test needs a radar sweep with clusters"
+    names = list(reversed(clusters.dtype.names))
+    reordered = np.zeros(len(clusters), dtype=[(name, clusters.dtype[name]) for name in names])
+    for name in names:
+        reordered[name] = clusters[name]
+    letters = {"f": "F", "i": "I", "u": "U"}
+    header = [
+        "# .PCD v0.7 - Point Cloud Data file format",
+        "VERSION 0.7",
+        "FIELDS " + " ".join(names),
+        "SIZE " + " ".join(str(reordered.dtype[name].itemsize) for name in names),
+        "TYPE " + " ".join(letters[reordered.dtype[name].kind] for name in names),
+        "COUNT " + " ".join("1" for _ in names),
+        f"WIDTH {len(reordered)}",
+        "HEIGHT 1",
+        "VIEWPOINT 0 0 0 1 0 0 0",
+        f"POINTS {len(reordered)}",
+        "DATA binary",
+    ]
+    path = tmp_path / "reordered.pcd"
+    path.write_bytes(("\n".join(header) + "\n").encode() + reordered.tobytes() + b"\n")
+    expected = fuse_radar_sweeps(record)
+    fused = fuse_radar_sweeps(record_with_radar_file(record, path))
+    np.testing.assert_array_equal(fused.points, expected.points)
+    np.testing.assert_array_equal(fused.sweep_index, expected.sweep_index)

@@ -1,6 +1,6 @@
 """Typed batches that flow from the data modules into the models (Lightning moves them to the device)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -46,7 +46,8 @@ class FutureFrames:
 
     Attributes:
         voxels: K voxel batches, step k's keyframe voxelized in ITS OWN LiDAR frame.
-        poses: (B, K, 4, 4) float32 transform from step k's LiDAR frame to the current LiDAR frame.
+        poses: (B, K, 4, 4) float32 transform from step k's LiDAR frame to the current LiDAR frame (zeros
+            where the step is invalid).
         actions: (B, K, 4) float32 ``[dx, dy, dyaw, speed]``: the ego's motion from step k-1 to step k
             (step 0 = now) expressed in the current LiDAR frame (metres, radians), and its speed (m/s) at k.
         valid: (B, K) bool, False for steps past the end of the scene (their voxels are empty).
@@ -88,6 +89,8 @@ class BevBatch:
             aligned into the current frame: cells unobserved now but observed there are occluded targets.
         futures: the future keyframes and actions, or None when the DataModule was asked for none.
         labels: probe labels, or None when not requested.
+        skipped_sample_tokens: samples dropped from this batch because their data was bad (only with the
+            DataModule's ``on_bad_sample: skip``).
     """
 
     sample_tokens: list[str]
@@ -96,3 +99,4 @@ class BevBatch:
     target_visibility: torch.Tensor
     futures: FutureFrames | None = None
     labels: ProbeLabels | None = None
+    skipped_sample_tokens: list[str] = field(default_factory=list)

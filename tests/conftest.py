@@ -1,5 +1,6 @@
 """Shared fixtures: the real nuScenes keyframe, and clean skipping of GPU tests without CUDA."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -44,5 +45,8 @@ def synthetic_dataroot(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
 
     dataroot = tmp_path_factory.mktemp("synthetic_nuscenes")
     version = "v1.0-handmade"
-    write_nuscenes(dataroot, version, [make_town()], make_scenes(), seed=0)
+    scenes = make_scenes()
+    write_nuscenes(dataroot, version, [make_town()], scenes, seed=0)
+    splits = {"train": [scenes[0].name], "val": [scenes[1].name]}
+    (dataroot / "bevjepa_splits.json").write_text(json.dumps(splits))
     return dataroot, version

@@ -91,7 +91,11 @@ def fuse_lidar_sweeps(record: KeyframeRecord, min_distance_m: float = 1.0) -> Fu
     context = f"sample {record.sample_token}"
     sweeps = record.lidar_sweeps
     transforms = sweeps_to_reference(record.lidar_to_global, sweeps, context)  # (S, 4, 4)
-    min_distance = np.float32(min_distance_m)  # compared in float32, as numpy compares the devkit's points
+    # Python floats holding float32 values: compared and stored as numpy does for the devkit's float32
+    # points, and cheaper for the compiled kernel to receive than numpy scalars.
+    min_distance = float(np.float32(min_distance_m))
+    sweep_times_us = np.array([sweep.timestamp_us for sweep in sweeps], dtype=np.int64)
+    time_lags = ((record.timestamp_us - sweep_times_us) * 1e-6).astype(np.float32).tolist()  # (S,)
     descriptors: list[int] = []
     try:
         for sweep in sweeps:
@@ -113,9 +117,8 @@ def fuse_lidar_sweeps(record: KeyframeRecord, min_distance_m: float = 1.0) -> Fu
             if read != size:
                 _raise_file_error(sweep.path, context, f"changed while being read ({read} of {size} bytes)")
             raw = buffer[:size].view("<f4").reshape(-1, LIDAR_COLUMNS)  # (n, 5) sensor frame
-            time_lag = np.float32((record.timestamp_us - sweep.timestamp_us) * 1e-6)
             count = _fuse_sweep_kernel(
-                raw, transforms[number], time_lag, min_distance, number, points, sweep_index, count
+                raw, transforms[number], time_lags[number], min_distance, number, points, sweep_index, count
             )
             if count < 0:
                 _raise_file_error(sweep.path, context, "holds NaN or infinite coordinates")

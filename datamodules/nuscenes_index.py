@@ -157,9 +157,8 @@ def sweeps_to_reference(
         -1, 4, 4
     )
     transforms = invert_rigid(reference_to_global) @ sensor_to_global
-    finite = np.isfinite(transforms).all(axis=(1, 2))
-    if not finite.all():
-        broken = sweeps[int(np.argmin(finite))]
+    if not np.isfinite(transforms.sum()):  # one reduction; which sweep is looked up only on failure
+        broken = sweeps[int(np.argmin(np.isfinite(transforms).all(axis=(1, 2))))]
         raise SensorFileError(
             f"the ego pose or calibration of {broken.path} ({context}) is not a finite rigid transform: "
             "check its ego_pose and calibrated_sensor records (and the keyframe's)"

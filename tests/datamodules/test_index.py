@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from dataroot_views import dataroot_view
 from nuscenes.utils.geometry_utils import transform_matrix
+from nuscenes.utils.splits import create_splits_scenes
 from pyquaternion import Quaternion
 
 from datamodules.nuscenes_index import (
     LIDAR_CHANNEL,
+    OFFICIAL_SPLITS_BY_VERSION,
     RADAR_CHANNELS,
     SPLITS_FILENAME,
     NuScenesIndex,
@@ -92,16 +94,23 @@ def test_split_file_defines_the_splits(synthetic_dataroot, tmp_path: Path, nusc)
         NuScenesIndex(open_nuscenes(view, version)).records("train")
 
 
-def test_official_versions_use_the_official_splits(synthetic_dataroot, tmp_path: Path):
+def test_official_versions_use_the_official_splits(synthetic_dataroot, tmp_path: Path, nusc):
     dataroot, version = synthetic_dataroot
     view = dataroot_view(
         dataroot, tmp_path / "mini", version, exclude=(SPLITS_FILENAME,), version_as="v1.0-mini"
     )
     index = NuScenesIndex(open_nuscenes(view, "v1.0-mini"))
     assert index.split_names == ["mini_train", "mini_val"]
-    # The official mini scenes are not in a synthetic dataroot: refused by name, not silently empty.
-    with pytest.raises(ValueError, match="scene-0061"):
-        index.records("mini_train")
+    assert index.split_names == list(OFFICIAL_SPLITS_BY_VERSION["mini"])
+    names = {scene["name"] for scene in nusc.scene}
+    missing = [name for name in create_splits_scenes()["mini_train"] if name not in names]
+    if missing:  # official scenes the dataroot lacks are refused by name, not silently left out
+        with pytest.raises(ValueError, match=missing[0]):
+            index.records("mini_train")
+    else:
+        assert {record.scene_name for record in index.records("mini_train")} == set(
+            create_splits_scenes()["mini_train"]
+        )
     with pytest.raises(ValueError, match="unknown split 'train'"):
         index.records("train")
 

@@ -99,20 +99,31 @@ def test_default_filters_are_the_devkits():
 
 def test_radar_files_parse_like_the_devkit(records):
     paths = [sweep.path for record in records[:3] for sweep in radar_sweeps_in_order(record)]
-    filtered_out = 0
     for path in paths:
-        records_ = load_radar_records(path, "test")
+        clusters = load_radar_records(path, "test")
         devkit = RadarPointCloud.from_file(str(path), ALL_STATES, ALL_STATES, ALL_STATES).points  # (18, N)
-        assert records_.dtype.names == tuple(RADAR_FIELDS)
-        assert len(records_) == devkit.shape[1]
+        assert clusters.dtype.names == tuple(RADAR_FIELDS)
+        assert len(clusters) == devkit.shape[1]
         for row, name in enumerate(RADAR_FIELDS):
-            np.testing.assert_array_equal(records_[name].astype(np.float64), devkit[row])
-        keep = default_filter_mask(records_)
-        np.testing.assert_array_equal(
-            records_["x"][keep].astype(np.float64), RadarPointCloud.from_file(str(path)).points[0]
-        )
-        filtered_out += int(np.sum(~keep))
-    assert filtered_out > 0, "the default filters must drop something in the test data"
+            np.testing.assert_array_equal(clusters[name].astype(np.float64), devkit[row])
+
+
+def test_default_filters_keep_what_the_devkit_keeps(tmp_path: Path):
+    rng = np.random.default_rng(11)
+    count = 400
+    clusters = np.zeros((count, len(RADAR_FIELDS)))
+    clusters[:, :3] = rng.uniform(-50, 50, (count, 3))
+    clusters[:, 4] = np.arange(count) % 200  # cluster id
+    column = {name: index for index, name in enumerate(RADAR_FIELDS)}
+    clusters[:, column["invalid_state"]] = rng.choice([0, 0, 0, 1, 2, 4, 8, 17], count)
+    clusters[:, column["dyn_prop"]] = rng.integers(0, 8, count)
+    clusters[:, column["ambig_state"]] = rng.choice([0, 1, 2, 3, 3, 3, 4], count)
+    path = tmp_path / "states.pcd"
+    write_radar_pcd(path, clusters)
+    keep = default_filter_mask(load_radar_records(path))
+    assert 0 < keep.sum() < count
+    kept_x = RadarPointCloud.from_file(str(path)).points[0]
+    np.testing.assert_array_equal(clusters[keep, 0].astype(np.float32), kept_x)
 
 
 def test_fused_radar_equals_the_devkit_on_every_keyframe(nusc, records):

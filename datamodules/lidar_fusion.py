@@ -33,12 +33,14 @@ def _raise_file_error(path: Path, context: str, reason: str) -> None:
     raise SensorFileError(f"LiDAR file {path} ({context}): {reason}")
 
 
-def _reading_buffer(num_bytes: int) -> np.ndarray:
-    """At least ``num_bytes`` uint8 to read a sweep file into, reused by the calls of one thread (cache-warm)."""
-    buffer = getattr(_thread_buffers, "raw", None)
-    if buffer is None or len(buffer) < num_bytes:
-        buffer = _thread_buffers.raw = np.empty(num_bytes, dtype=np.uint8)
-    return buffer
+def _reading_buffer(num_points: int) -> tuple[np.ndarray, memoryview]:
+    """Room for ``num_points`` LiDAR rows to read a sweep file into, reused by the calls of one thread (so
+    it stays in the CPU cache): the rows as (M, 5) float32 and the same memory as bytes."""
+    rows = getattr(_thread_buffers, "rows", None)
+    if rows is None or len(rows) < num_points:
+        rows = _thread_buffers.rows = np.empty((num_points, LIDAR_COLUMNS), dtype="<f4")
+        _thread_buffers.bytes = memoryview(rows.reshape(-1).view(np.uint8))
+    return rows, _thread_buffers.bytes
 
 
 @numba.njit(cache=True)
@@ -91,11 +93,10 @@ def fuse_lidar_sweeps(record: KeyframeRecord, min_distance_m: float = 1.0) -> Fu
     context = f"sample {record.sample_token}"
     sweeps = record.lidar_sweeps
     transforms = sweeps_to_reference(record.lidar_to_global, sweeps, context)  # (S, 4, 4)
-    # Python floats holding float32 values: compared and stored as numpy does for the devkit's float32
-    # points, and cheaper for the compiled kernel to receive than numpy scalars.
+    # Python floats, cheaper for the compiled kernel to receive than numpy scalars. The distance holds a
+    # float32 value, so comparing float32 coordinates with it is numpy's comparison of the devkit's points.
     min_distance = float(np.float32(min_distance_m))
-    sweep_times_us = np.array([sweep.timestamp_us for sweep in sweeps], dtype=np.int64)
-    time_lags = ((record.timestamp_us - sweep_times_us) * 1e-6).astype(np.float32).tolist()  # (S,)
+    time_lags = [(record.timestamp_us - sweep.timestamp_us) * 1e-6 for sweep in sweeps]  # float32 once stored
     descriptors: list[int] = []
     try:
         for sweep in sweeps:
@@ -110,13 +111,13 @@ def fuse_lidar_sweeps(record: KeyframeRecord, min_distance_m: float = 1.0) -> Fu
         capacity = sum(sizes) // _ROW_BYTES
         points = np.empty((capacity, len(LIDAR_FEATURES)), dtype=np.float32)
         sweep_index = np.empty(capacity, dtype=np.int16)
-        buffer = _reading_buffer(max(sizes, default=0))
+        rows, row_bytes = _reading_buffer(max(sizes, default=0) // _ROW_BYTES)
         count = 0
         for number, (sweep, descriptor, size) in enumerate(zip(sweeps, descriptors, sizes, strict=True)):
-            read = os.readv(descriptor, [buffer[:size]]) if size else 0
+            read = os.readv(descriptor, [row_bytes[:size]]) if size else 0
             if read != size:
                 _raise_file_error(sweep.path, context, f"changed while being read ({read} of {size} bytes)")
-            raw = buffer[:size].view("<f4").reshape(-1, LIDAR_COLUMNS)  # (n, 5) sensor frame
+            raw = rows[: size // _ROW_BYTES]  # (n, 5) sensor frame
             count = _fuse_sweep_kernel(
                 raw, transforms[number], time_lags[number], min_distance, number, points, sweep_index, count
             )

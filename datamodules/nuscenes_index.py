@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numba
 import numpy as np
 from nuscenes.nuscenes import NuScenes
 from nuscenes.utils.splits import create_splits_scenes
@@ -135,6 +136,30 @@ def invert_rigid(transforms: np.ndarray) -> np.ndarray:
     return inverse
 
 
+@numba.njit(cache=True)
+def _compose_to_reference(reference_to_global, sensor_to_global):
+    """(S, 4, 4) inverse(reference_to_global) @ sensor_to_global[s], the inverse taken as a rigid one."""
+    inverse = np.zeros((4, 4))
+    for i in range(3):
+        for j in range(3):
+            inverse[i, j] = reference_to_global[j, i]
+        inverse[i, 3] = -(
+            reference_to_global[0, i] * reference_to_global[0, 3]
+            + reference_to_global[1, i] * reference_to_global[1, 3]
+            + reference_to_global[2, i] * reference_to_global[2, 3]
+        )
+    inverse[3, 3] = 1.0
+    transforms = np.empty_like(sensor_to_global)
+    for sweep in range(sensor_to_global.shape[0]):
+        for i in range(4):
+            for j in range(4):
+                total = 0.0
+                for k in range(4):
+                    total += inverse[i, k] * sensor_to_global[sweep, k, j]
+                transforms[sweep, i, j] = total
+    return transforms
+
+
 def sweeps_to_reference(
     reference_to_global: np.ndarray, sweeps: Sequence[SweepRecord], context: str = ""
 ) -> np.ndarray:
@@ -156,7 +181,8 @@ def sweeps_to_reference(
     sensor_to_global = np.array([sweep.sensor_to_global for sweep in sweeps], dtype=np.float64).reshape(
         -1, 4, 4
     )
-    transforms = invert_rigid(reference_to_global) @ sensor_to_global
+    # Compiled: with ten 4x4 products per keyframe, numpy's per-call overhead would cost more than the math.
+    transforms = _compose_to_reference(np.asarray(reference_to_global, dtype=np.float64), sensor_to_global)
     if not np.isfinite(transforms.sum()):  # one reduction; which sweep is looked up only on failure
         broken = sweeps[int(np.argmin(np.isfinite(transforms).all(axis=(1, 2))))]
         raise SensorFileError(

@@ -1,6 +1,5 @@
 """Shared fixtures: the real nuScenes keyframe, and clean skipping of GPU tests without CUDA."""
 
-import json
 from pathlib import Path
 
 import pytest
@@ -35,18 +34,11 @@ def real_frame(real_frame_dir: Path):
 
 @pytest.fixture(scope="session")
 def synthetic_dataroot(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A small synthetic dataroot in the nuScenes format, written once per session: ``(dataroot, version)``."""
-    import sys
+    """The ``tiny`` synthetic nuScenes-format dataroot, generated once per session: ``(dataroot, version)``."""
+    from bevjepa.sim.generate import generate_dataset
+    from bevjepa.sim.presets import get_preset
 
-    sys.path.insert(0, str(Path(__file__).parent / "sim"))
-    from handmade_log import make_scenes, make_town
-
-    from bevjepa.sim.nuscenes_writer import write_nuscenes
-
-    dataroot = tmp_path_factory.mktemp("synthetic_nuscenes")
-    version = "v1.0-handmade"
-    scenes = make_scenes()
-    write_nuscenes(dataroot, version, [make_town()], scenes, seed=0)
-    splits = {"train": [scenes[0].name], "val": [scenes[1].name]}
-    (dataroot / "bevjepa_splits.json").write_text(json.dumps(splits))
-    return dataroot, version
+    preset = get_preset("tiny")
+    dataroot = tmp_path_factory.mktemp("synthetic_tiny") / "nuscenes"
+    generate_dataset(preset, dataroot, seed=0, workers=2)
+    return dataroot, preset.version

@@ -36,3 +36,22 @@ def test_missing_frame_is_a_clear_error(tmp_path):
     result = _run("frame", "--frame-dir", str(tmp_path), "--out", str(tmp_path / "x.png"))
     assert result.returncode == 1
     assert "No frame.json" in result.stderr
+
+
+def test_renders_a_dataset_sample(tmp_path, synthetic_dataroot):
+    dataroot, version = synthetic_dataroot
+    out = tmp_path / "sample.png"
+    args = ["sample", "--dataroot", str(dataroot), "--version", version, "--split", "train", "--index", "1"]
+    result = _run(*args, "--out", str(out), "--voxel-size", "0.4", "0.4", "0.2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    image = np.asarray(Image.open(out).convert("RGB"))
+    assert image.shape[1] > 2 * image.shape[0]
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 200
+
+
+def test_sample_index_out_of_range_is_a_clear_error(tmp_path, synthetic_dataroot):
+    dataroot, version = synthetic_dataroot
+    args = ["sample", "--dataroot", str(dataroot), "--version", version, "--index", "999"]
+    result = _run(*args, "--out", str(tmp_path / "x.png"))
+    assert result.returncode == 1
+    assert "outside the" in result.stderr

@@ -3,6 +3,11 @@
   python tools/visualize.py frame --frame-dir ../shared/data/nuscenes_real_frame --out outputs/frame.png
   python tools/visualize.py frame --frame-dir DIR --ckpt model.ckpt --out outputs/frame_pred.png
 
+  python tools/visualize.py sample --dataroot data/synthetic_demo --version v1.0-demo --index 0 --out s.png
+
+The ``sample`` picture shows one keyframe of a nuScenes-format dataroot as bevjepa's DataModule sees it:
+map layers, fused LiDAR by time lag and radar with velocities, boxes and the ego's future path; the
+visibility with occluded-region targets; and the occupancy label.
 The ``frame`` picture shows the LiDAR points coloured by height, the occupied voxels per column, and the
 annotated boxes with their headings; with ``--ckpt`` (a BoxOccupancyModule checkpoint) a third panel shows
 the predicted BEV occupancy next to the boxes.
@@ -18,6 +23,8 @@ import torch
 from bevjepa.grid import BevGrid
 from bevjepa.sparse import Voxelizer, collate_voxels
 from bevjepa.viz.bev_figure import draw_bev_map, draw_boxes, draw_points, new_bev_axes, voxel_columns
+from bevjepa.viz.sample_figure import sample_figure
+from datamodules.labels.annotation_boxes import sample_boxes_lidar
 from datamodules.lidar_files import SensorFileError
 from datamodules.real_frame import load_real_frame
 
@@ -49,6 +56,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar=("X", "Y", "Z"),
         help="voxel size (m) of the voxel panel",
     )
+    sample = commands.add_parser("sample", help="one keyframe of a nuScenes-format dataroot")
+    sample.add_argument("--dataroot", type=Path, required=True, help="nuScenes-format dataroot")
+    sample.add_argument("--version", required=True, help="table folder, e.g. v1.0-mini or v1.0-demo")
+    sample.add_argument("--split", default="val", help="split whose keyframes --index counts")
+    sample.add_argument("--index", type=int, default=0, help="keyframe number within the split")
+    sample.add_argument("--out", type=Path, required=True, help="PNG to write")
+    sample.add_argument(
+        "--range",
+        type=float,
+        nargs=6,
+        default=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0],
+        metavar=("XMIN", "YMIN", "ZMIN", "XMAX", "YMAX", "ZMAX"),
+        help="point-cloud range (m)",
+    )
+    sample.add_argument("--voxel-size", type=float, nargs=3, default=[0.1, 0.1, 0.2], metavar=("X", "Y", "Z"))
     return parser.parse_args(argv)
 
 
@@ -95,11 +117,44 @@ def render_frame(args: argparse.Namespace) -> Path:
     return args.out
 
 
+def render_sample(args: argparse.Namespace) -> Path:
+    from datamodules.lidar_fusion import fuse_lidar_sweeps
+    from datamodules.nuscenes import NuScenesBEVDataModule
+    from datamodules.radar_fusion import fuse_radar_sweeps
+
+    grid = BevGrid(point_cloud_range=tuple(args.range), voxel_size=tuple(args.voxel_size))
+    datamodule = NuScenesBEVDataModule(str(args.dataroot), args.version, grid=grid)
+    records = datamodule.dataset(args.split).records
+    if not 0 <= args.index < len(records):
+        raise ValueError(
+            f"--index {args.index} is outside the {len(records)} keyframes of split {args.split!r}"
+        )
+    record = records[args.index]
+    payload = datamodule.builder.build(record)
+    boxes = sample_boxes_lidar(datamodule.builder.index.nusc, record.sample_token, record.lidar_to_global)
+    valid = payload["future_valid"].numpy()
+    figure = sample_figure(
+        grid=grid,
+        lidar=fuse_lidar_sweeps(record).points,
+        radar=fuse_radar_sweeps(record).points,
+        rasters=payload["map_rasters"].numpy(),
+        visibility=payload["visibility"].numpy(),
+        target_visibility=payload["target_visibility"].numpy(),
+        occupancy=payload["occupancy"][0].numpy(),
+        boxes=boxes.boxes,
+        trajectory=payload["ego_trajectory"].numpy()[valid],
+        title=f"{args.version} {record.scene_name} sample {record.sample_token} (LiDAR frame)",
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(args.out, dpi=110)
+    return args.out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        out = render_frame(args)
-    except SensorFileError as error:
+        out = render_frame(args) if args.command == "frame" else render_sample(args)
+    except (SensorFileError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"wrote {out}")

@@ -25,6 +25,7 @@ def new_bev_axes(grid: BevGrid, panels: int, panel_size: float = 7.0) -> tuple[F
         ax.set_ylim(y_min, y_max)
         ax.set_aspect("equal")
         ax.set_facecolor("black")
+        ax.grid(False)
         ax.set_xlabel("x (m)")
         ax.set_ylabel("y (m)")
     return figure, list(axes[0])

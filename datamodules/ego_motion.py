@@ -90,8 +90,10 @@ class CanBusSpeeds:
             except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
                 raise ValueError(f"CAN bus file {path} of {scene_name} is malformed: {error}") from error
             order = np.argsort(times, kind="stable")
-            speeds = (times[order], np.hypot(velocities[order, 0], velocities[order, 1]))
-        else:
+            speeds = (
+                (times[order], np.hypot(velocities[order, 0], velocities[order, 1])) if len(times) else None
+            )
+        if speeds is None:
             log.debug("no CAN bus pose messages for %s; ego speeds come from ego poses", scene_name)
         self._by_scene[scene_name] = speeds
         return speeds

@@ -192,3 +192,10 @@ def test_malformed_can_bus_file_is_named(synthetic_dataroot, tmp_path: Path, nus
     first = nusc.get("sample", scene["first_sample_token"])["timestamp"]
     with pytest.raises(ValueError, match=f"{scene['name']}_pose.json"):
         CanBusSpeeds(view).mean_speed(scene["name"], first, first + 500_000)
+
+
+def test_scene_with_no_can_bus_messages_falls_back_to_poses(synthetic_dataroot, tmp_path: Path, nusc):
+    scene = nusc.scene[0]
+    view = can_bus_variant(synthetic_dataroot, tmp_path / "empty", scene["name"], lambda text: "[]")
+    first = nusc.get("sample", scene["first_sample_token"])["timestamp"]
+    assert CanBusSpeeds(view).mean_speed(scene["name"], first, first + 500_000) is None

@@ -132,7 +132,8 @@ def test_bad_sweep_files_raise_naming_file_and_sample(records, tmp_path: Path, d
         if damage == "truncated":
             bad_file.write_bytes(bad_file.read_bytes()[:-7])
         else:
-            points[len(points) // 2, 1] = np.nan if damage == "nan" else np.inf
+            # y for NaN, z for inf: both must surface even where the rotation gives them a zero weight in x.
+            points[len(points) // 2, 1 if damage == "nan" else 2] = np.nan if damage == "nan" else -np.inf
             points.tofile(bad_file)
     with pytest.raises(SensorFileError) as error:
         fuse_lidar_sweeps(record_with_sweep_file(record, 2, bad_file))

@@ -32,14 +32,21 @@ OFFICIAL_SPLITS_BY_VERSION = {
     "mini": ("mini_train", "mini_val"),
     "test": ("test",),
 }
+# The tables the devkit's NuScenes loads.
 _REQUIRED_TABLES = (
+    "attribute",
     "calibrated_sensor",
+    "category",
     "ego_pose",
+    "instance",
     "log",
+    "map",
     "sample",
+    "sample_annotation",
     "sample_data",
     "scene",
     "sensor",
+    "visibility",
 )
 
 

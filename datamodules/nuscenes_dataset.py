@@ -57,12 +57,12 @@ class NuScenesBEVDataset(Dataset):
             return self.cache.load(record.scene_name, record.sample_token)
         return self.builder.build(record)
 
-    def _future_keyframe(self, scene_name: str, sample_token: str) -> dict:
+    def _future_voxels(self, scene_name: str, sample_token: str) -> tuple:
         if self.cache is not None and self.cache.contains(scene_name, sample_token):
-            return self.cache.load(scene_name, sample_token)
-        record = self.builder.index.record(sample_token)
+            return self.cache.load_voxels(scene_name, sample_token)
         # Only the future keyframe's own view is needed: skip its labels and futures.
-        return self.builder.keyframe_view(record)
+        view = self.builder.keyframe_view(self.builder.index.record(sample_token))
+        return view["features"], view["coords"]
 
     def __getitem__(self, item: int) -> dict:
         record = self.records[item]
@@ -71,11 +71,11 @@ class NuScenesBEVDataset(Dataset):
             future_tokens = payload.pop("future_tokens")
             if self.future_voxels:
                 futures = [
-                    self._future_keyframe(record.scene_name, token) if token else None
+                    self._future_voxels(record.scene_name, token) if token else None
                     for token in future_tokens
                 ]
-                payload["future_features"] = [f["features"] if f else None for f in futures]
-                payload["future_coords"] = [f["coords"] if f else None for f in futures]
+                payload["future_features"] = [f[0] if f else None for f in futures]
+                payload["future_coords"] = [f[1] if f else None for f in futures]
         except (SensorFileError, ValueError, KeyError, OSError) as error:
             message = f"sample {record.sample_token} (scene {record.scene_name}) is bad: {error}"
             if self.on_bad_sample == "raise":

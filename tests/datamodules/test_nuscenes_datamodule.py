@@ -88,7 +88,13 @@ def test_cache_of_other_options_lives_elsewhere(tmp_path):
     coarse = SampleCache(tmp_path, SampleOptions(grid=GRID))
     fine = SampleCache(tmp_path, SampleOptions(grid=BevGrid()))
     assert coarse.folder != fine.folder
-    coarse.save("scene-1", "token", {"x": torch.ones(2)})
+    payload = {"features": torch.rand(5, 10), "coords": torch.randint(0, 9, (5, 3), dtype=torch.int32)}
+    coarse.save("scene-1", "token", {**payload, "future_boxes": [torch.rand(2, 7), torch.zeros(0, 7)]})
+    loaded = coarse.load("scene-1", "token")
+    assert torch.equal(loaded["features"], payload["features"]) and torch.equal(
+        loaded["coords"], payload["coords"]
+    )
+    assert [len(b) for b in loaded["future_boxes"]] == [2, 0]
     (coarse.folder / "options.json").write_text('{"format": 0}')
     with pytest.raises(ValueError, match="other options"):
         SampleCache(tmp_path, SampleOptions(grid=GRID))

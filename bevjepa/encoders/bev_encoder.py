@@ -22,6 +22,8 @@ class SparseBEVEncoder(nn.Module):
         bev_blocks: number of 3x3 conv blocks on the BEV map.
         base_channels, encoder_channels, encoder_paddings, sparse_output_channels, block_type: the 3D
             backbone's layout (see ``SparseBackbone3d``; ``CENTERPOINT_ENCODER_*`` for CenterPoint's).
+        norm_momentum: BatchNorm running-statistics momentum of every layer (mmdetection3d: 0.01; short runs
+            want a faster one so that evaluation-mode statistics are settled).
     """
 
     def __init__(
@@ -36,6 +38,7 @@ class SparseBEVEncoder(nn.Module):
         encoder_paddings: Sequence[Sequence[Padding]] = ((1,), (1, 1, 1), (1, 1, 1), ((0, 1, 1), 1, 1)),
         sparse_output_channels: int = 128,
         block_type: BlockType = "conv_module",
+        norm_momentum: float = 0.01,
     ) -> None:
         super().__init__()
         if grid.encoder_stride != 8:
@@ -50,13 +53,14 @@ class SparseBEVEncoder(nn.Module):
             encoder_paddings=encoder_paddings,
             output_channels=sparse_output_channels,
             block_type=block_type,
+            norm_momentum=norm_momentum,
         )
         layers: list[nn.Module] = []
         channels = self.backbone_3d.bev_channels
         for _ in range(bev_blocks):
             layers += [
                 nn.Conv2d(channels, bev_channels, 3, padding=1, bias=False),
-                nn.BatchNorm2d(bev_channels, eps=1e-3, momentum=0.01),
+                nn.BatchNorm2d(bev_channels, eps=1e-3, momentum=norm_momentum),
                 nn.ReLU(inplace=True),
             ]
             channels = bev_channels

@@ -25,12 +25,14 @@ def _z_padding(padding: Padding) -> int:
     return padding if isinstance(padding, int) else int(padding[0])
 
 
-def _downsample(in_channels: int, out_channels: int, padding: Padding, stage: int) -> SparseSequential:
+def _downsample(
+    in_channels: int, out_channels: int, padding: Padding, stage: int, norm_momentum: float
+) -> SparseSequential:
     """Stride-2 sparse convolution + BatchNorm + ReLU (mmdetection3d ``make_sparse_convmodule``)."""
     conv = SparseConv3d(
         in_channels, out_channels, 3, stride=2, padding=padding, bias=False, indice_key=f"spconv{stage + 1}"
     )
-    return SparseSequential(conv, sparse_batch_norm(out_channels), nn.ReLU(inplace=True))
+    return SparseSequential(conv, sparse_batch_norm(out_channels, norm_momentum), nn.ReLU(inplace=True))
 
 
 class SparseBackbone3d(nn.Module):
@@ -52,6 +54,7 @@ class SparseBackbone3d(nn.Module):
         output_channels: width of ``conv_out``.
         block_type: ``"conv_module"`` (SECOND, ``VoxelBackBone8x``) or ``"basicblock"`` (CenterPoint,
             ``VoxelResBackBone8x``).
+        norm_momentum: BatchNorm running-statistics momentum (mmdetection3d: 0.01).
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class SparseBackbone3d(nn.Module):
         encoder_paddings: Sequence[Sequence[Padding]] = ((1,), (1, 1, 1), (1, 1, 1), ((0, 1, 1), 1, 1)),
         output_channels: int = 128,
         block_type: BlockType = "conv_module",
+        norm_momentum: float = 0.01,
     ) -> None:
         super().__init__()
         if len(encoder_channels) != len(encoder_paddings) or any(
@@ -73,7 +77,7 @@ class SparseBackbone3d(nn.Module):
         self.output_channels = output_channels
         self.conv_input = SparseSequential(
             SubMConv3d(in_channels, base_channels, 3, padding=1, bias=False, indice_key="subm1"),
-            sparse_batch_norm(base_channels),
+            sparse_batch_norm(base_channels, norm_momentum),
             nn.ReLU(inplace=True),
         )
         self.encoder_layers = SparseSequential()
@@ -88,19 +92,21 @@ class SparseBackbone3d(nn.Module):
                 else:
                     downsamples = stage > 0 and block == 0
                 if downsamples:
-                    layers.append(_downsample(channels, width, padding, stage))
+                    layers.append(_downsample(channels, width, padding, stage, norm_momentum))
                     depth = (depth + 2 * _z_padding(padding) - 3) // 2 + 1
                 elif block_type == "basicblock":
                     if width != channels:
                         raise ValueError(
                             f"basicblock stage {stage + 1} keeps its input width {channels}; got {width}"
                         )
-                    layers.append(SparseBasicBlock(width, indice_key=f"subm{stage + 1}"))
+                    layers.append(SparseBasicBlock(width, f"subm{stage + 1}", norm_momentum))
                 else:
                     conv = SubMConv3d(
                         channels, width, 3, padding=padding, bias=False, indice_key=f"subm{stage + 1}"
                     )
-                    layers.append(SparseSequential(conv, sparse_batch_norm(width), nn.ReLU(inplace=True)))
+                    layers.append(
+                        SparseSequential(conv, sparse_batch_norm(width, norm_momentum), nn.ReLU(inplace=True))
+                    )
                 channels = width
             self.encoder_layers.add_module(f"encoder_layer{stage + 1}", SparseSequential(*layers))
         self.conv_out = SparseSequential(
@@ -113,7 +119,7 @@ class SparseBackbone3d(nn.Module):
                 bias=False,
                 indice_key="spconv_down2",
             ),
-            sparse_batch_norm(output_channels),
+            sparse_batch_norm(output_channels, norm_momentum),
             nn.ReLU(inplace=True),
         )
         self.output_depth = (depth - 3) // 2 + 1

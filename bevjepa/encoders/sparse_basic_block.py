@@ -6,10 +6,10 @@ from torch import nn
 from bevjepa.sparse import SparseConvTensor, SparseSequential, SubMConv3d
 
 
-def sparse_batch_norm(channels: int) -> nn.BatchNorm1d:
-    """BatchNorm over voxel features with the settings of mmdetection3d's sparse encoders (kept for weight
-    compatibility)."""
-    return nn.BatchNorm1d(channels, eps=1e-3, momentum=0.01)
+def sparse_batch_norm(channels: int, momentum: float = 0.01) -> nn.BatchNorm1d:
+    """BatchNorm over voxel features with mmdetection3d's ``eps`` (part of what its weights expect) and, by
+    default, its running-statistics momentum (short CPU runs use a faster one)."""
+    return nn.BatchNorm1d(channels, eps=1e-3, momentum=momentum)
 
 
 class SparseBasicBlock(SparseSequential):
@@ -21,14 +21,15 @@ class SparseBasicBlock(SparseSequential):
     Args:
         channels: input and output width.
         indice_key: spconv key under which submanifold layers at the same resolution share their rulebook.
+        norm_momentum: BatchNorm running-statistics momentum.
     """
 
-    def __init__(self, channels: int, indice_key: str) -> None:
+    def __init__(self, channels: int, indice_key: str, norm_momentum: float = 0.01) -> None:
         super().__init__()
         self.conv1 = SubMConv3d(channels, channels, 3, padding=1, bias=False, indice_key=indice_key)
-        self.bn1 = sparse_batch_norm(channels)
+        self.bn1 = sparse_batch_norm(channels, norm_momentum)
         self.conv2 = SubMConv3d(channels, channels, 3, padding=1, bias=False, indice_key=indice_key)
-        self.bn2 = sparse_batch_norm(channels)
+        self.bn2 = sparse_batch_norm(channels, norm_momentum)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: SparseConvTensor) -> SparseConvTensor:

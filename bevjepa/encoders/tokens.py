@@ -75,3 +75,9 @@ def voxel_token_indices(coords: torch.Tensor, grid: BevGrid, patch: int) -> torc
     rows = coords[:, 2].long() // voxels_per_token
     cols = coords[:, 3].long() // voxels_per_token
     return rows * token_width + cols
+
+
+def token_bev_grid(grid: BevGrid, patch: int) -> BevGrid:
+    """The grid whose BEV cells are the tokens (same range, ``patch`` times the encoder stride)."""
+    token_grid_shape(grid, patch)  # validates the patch
+    return BevGrid(grid.point_cloud_range, grid.voxel_size, grid.encoder_stride * patch)

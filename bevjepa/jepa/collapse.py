@@ -37,8 +37,8 @@ class CollapseMonitor(L.Callback):
         self,
         watch: Sequence[str] = ("context", "target"),
         min_effective_rank_fraction: float = 0.05,
-        min_std_ratio: float = 0.1,
-        max_mean_cosine: float = 0.99,
+        min_std_ratio: float = 0.2,
+        max_mean_cosine: float = 0.95,
         patience: int = 3,
         stop_on_collapse: bool = False,
     ) -> None:

@@ -1,5 +1,5 @@
-"""The EMA target encoder's update: parameters follow the online encoder with momentum (foreach ops),
-BatchNorm statistics are copied and made equal on every process."""
+"""The EMA target encoder's update: parameters follow the online encoder with momentum (foreach ops); the
+target's own BatchNorm statistics are made equal on every process."""
 
 from collections.abc import Callable
 
@@ -16,14 +16,16 @@ def ema_update_(
 ) -> None:
     """``target_p <- momentum * target_p + (1 - momentum) * online_p`` for every parameter, in place.
 
-    Buffers (BatchNorm running statistics) are copied from ``online``; floating-point ones are then averaged
-    over processes with ``reduce_mean`` (e.g. Lightning's ``strategy.reduce``), because under DDP each rank
-    updates its running statistics from its own batch while the parameters are already equal everywhere.
+    Buffers are not taken from ``online``: the target's BatchNorm running statistics are those of its own
+    forward passes (its own weights on full, unmasked frames), which is what it needs in evaluation mode.
+    Under DDP every rank updates them from its own batch, so the floating-point ones are averaged over
+    processes with ``reduce_mean`` (e.g. Lightning's ``strategy.reduce``) to keep the target identical
+    everywhere; the parameters already are, since the online parameters are.
 
     Args:
         target: the EMA copy (same architecture as ``online``).
         online: the trained encoder.
-        momentum: in [0, 1]; 1 freezes the target, 0 copies the online encoder.
+        momentum: in [0, 1]; 1 freezes the target, 0 copies the online encoder's parameters.
         reduce_mean: mean of a tensor over processes; None on a single process.
     """
     target_parameters = list(target.parameters())
@@ -32,11 +34,7 @@ def ema_update_(
         raise ValueError("the target and online encoders have different parameter lists")
     torch._foreach_mul_(target_parameters, momentum)
     torch._foreach_add_(target_parameters, online_parameters, alpha=1.0 - momentum)
-    float_buffers = []
-    for target_buffer, online_buffer in zip(target.buffers(), online.buffers(), strict=True):
-        target_buffer.copy_(online_buffer)
-        if target_buffer.is_floating_point():
-            float_buffers.append(target_buffer)
+    float_buffers = [b for b in target.buffers() if b.is_floating_point()]
     if reduce_mean is not None and float_buffers:
         flat = reduce_mean(torch.cat([b.flatten() for b in float_buffers]))
         parts = flat.split([b.numel() for b in float_buffers])

@@ -14,10 +14,11 @@ from bevjepa.encoders.tokens import (
     gather_tokens,
     indices_to_mask,
     pool_cells_to_tokens,
+    token_bev_grid,
     token_grid_shape,
 )
 from bevjepa.grid import BevGrid
-from bevjepa.jepa.future_geometry import actions_in_step_frames
+from bevjepa.jepa.future_geometry import actions_in_step_frames, ego_motion_compensate
 from bevjepa.jepa.losses import (
     RegressionKind,
     covariance_loss,
@@ -111,6 +112,7 @@ class JEPAStep:
         self.grid = grid
         self.patch = token_patch
         self.token_shape = token_grid_shape(grid, token_patch)
+        self.token_grid = token_bev_grid(grid, token_patch)
         self.num_tokens = self.token_shape[0] * self.token_shape[1]
         self.block_masks = block_masks
         self.occluded_targets = occluded_targets
@@ -242,12 +244,14 @@ class JEPAStep:
         ]  # K x (B, N, D)
         all_known = torch.ones_like(known)
 
+        def step_into(source, source_known, time_offset, step_actions):
+            moved, moved_known = ego_motion_compensate(source, source_known, step_actions, self.token_grid)
+            return predict(moved, moved_known, TargetKind.FUTURE, time_offset, step_actions)
+
         def rollout(step_actions: torch.Tensor) -> list[torch.Tensor]:
-            predictions = [predict(context_tokens, known, TargetKind.FUTURE, 1, step_actions[:, 0])]
+            predictions = [step_into(context_tokens, known, 1, step_actions[:, 0])]
             for k in range(1, steps):
-                predictions.append(
-                    predict(predictions[-1], all_known, TargetKind.FUTURE, k + 1, step_actions[:, k])
-                )
+                predictions.append(step_into(predictions[-1], all_known, k + 1, step_actions[:, k]))
             return predictions
 
         def loss_over_steps(predictions: list[torch.Tensor], first: int = 0) -> torch.Tensor:
@@ -257,8 +261,7 @@ class JEPAStep:
 
         rolled_out = rollout(actions)
         teacher_forced = rolled_out[:1] + [
-            predict(future_tokens[k - 1], all_known, TargetKind.FUTURE, k + 1, actions[:, k])
-            for k in range(1, steps)
+            step_into(future_tokens[k - 1], all_known, k + 1, actions[:, k]) for k in range(1, steps)
         ]
         outputs.losses["future"] = loss_over_steps(teacher_forced)
         if steps > 1:

@@ -125,8 +125,17 @@ class JEPAPretrainModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
+        # Settings live in attributes: through the CLI ``hparams`` holds their config values, not the objects.
         self.grid = grid
+        self.token_patch = token_patch
         self.token_shape = token_grid_shape(grid, token_patch)
+        self.loss_weights = loss_weights
+        self.ema_momentum = tuple(ema_momentum)
+        self.optimizer_settings = optimizer
+        self.seed = seed
+        self.monitor_every_n_steps = monitor_every_n_steps
+        self.monitor_max_tokens = monitor_max_tokens
+        self.picture_every_n_epochs = picture_every_n_epochs
         self.encoder = encoder(grid, in_channels)
         self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
         self.predictor = (
@@ -150,14 +159,14 @@ class JEPAPretrainModule(L.LightningModule):
 
     # ----------------------------------------------------------------------------------------- training
     def _total_steps(self) -> int:
-        total = self.hparams.optimizer.total_steps
+        total = self.optimizer_settings.total_steps
         return int(total) if total is not None else int(self.trainer.estimated_stepping_batches)
 
     def _first_sample_index(self, batch: BevBatch) -> int:
         return self.global_rank * batch.voxels.batch_size
 
     def _weighted_total(self, outputs: JEPAOutputs) -> torch.Tensor:
-        weights = self.hparams.loss_weights
+        weights = self.loss_weights
         return (
             weights.masked_block * outputs.losses["masked_block"]
             + weights.occluded * outputs.losses["occluded"]
@@ -188,7 +197,7 @@ class JEPAPretrainModule(L.LightningModule):
         self.log_dict({f"train/{k}_loss": v for k, v in outputs.losses.items()}, batch_size=batch_size)
         self.log("train/ema_momentum", self._momentum(), batch_size=batch_size)
         result: dict = {"loss": loss}
-        if self.global_step % self.hparams.monitor_every_n_steps == 0:
+        if self.global_step % self.monitor_every_n_steps == 0:
             monitors = self._monitors(outputs)
             for name, values in monitors.items():
                 self.log_dict(
@@ -203,15 +212,15 @@ class JEPAPretrainModule(L.LightningModule):
             "target": outputs.target_tokens.flatten(0, 1),
             "prediction": outputs.block_prediction.flatten(0, 1),
         }
-        generator = torch.Generator().manual_seed(self.hparams.seed + self.global_step)
+        generator = torch.Generator().manual_seed(self.seed + self.global_step)
         monitors = {}
         for name, embeddings in sets.items():
-            keep = torch.randperm(len(embeddings), generator=generator)[: self.hparams.monitor_max_tokens]
+            keep = torch.randperm(len(embeddings), generator=generator)[: self.monitor_max_tokens]
             monitors[name] = embedding_monitors(embeddings.detach()[keep.to(embeddings.device)])
         return monitors
 
     def _momentum(self) -> float:
-        start, end = self.hparams.ema_momentum
+        start, end = self.ema_momentum
         return ema_momentum_at(self.global_step, start, end, self._total_steps())
 
     def optimizer_step(self, *args, **kwargs) -> None:
@@ -226,7 +235,7 @@ class JEPAPretrainModule(L.LightningModule):
         )
 
     def configure_optimizers(self) -> dict:
-        settings = self.hparams.optimizer
+        settings = self.optimizer_settings
         decayed = [p for p in self.parameters() if p.requires_grad and p.ndim >= 2]
         not_decayed = [p for p in self.parameters() if p.requires_grad and p.ndim < 2]
         optimizer = torch.optim.AdamW(
@@ -268,21 +277,19 @@ class JEPAPretrainModule(L.LightningModule):
         metrics.update({f"{stage}/{k}_loss": v for k, v in outputs.losses.items()})
         metrics.update({f"{stage}/{k}": v for k, v in outputs.evaluation.items()})
         self.log_dict(metrics, batch_size=batch_size, sync_dist=True)
-        generator = torch.Generator().manual_seed(self.hparams.seed + batch_idx)
+        generator = torch.Generator().manual_seed(self.seed + batch_idx)
         targets = outputs.target_tokens.flatten(0, 1)
-        keep = torch.randperm(len(targets), generator=generator)[
-            : max(self.hparams.monitor_max_tokens // 8, 1)
-        ]
+        keep = torch.randperm(len(targets), generator=generator)[: max(self.monitor_max_tokens // 8, 1)]
         self._validation_targets.append(targets[keep.to(targets.device)].float().cpu())
-        pictures = self.hparams.picture_every_n_epochs
+        pictures = self.picture_every_n_epochs
         if batch_idx == 0 and stage == "val" and pictures and self.current_epoch % pictures == 0:
             self._save_picture(outputs)
 
     def _log_validation_monitors(self, stage: str) -> None:
-        tokens = torch.cat(self._validation_targets)[: self.hparams.monitor_max_tokens]
+        tokens = torch.cat(self._validation_targets)[: self.monitor_max_tokens]
         if len(tokens) > 1:
             values = embedding_monitors(tokens).as_dict()
-            self.log_dict({f"{stage}/target_{k}": v for k, v in values.items()})
+            self.log_dict({f"{stage}/target_{k}": v for k, v in values.items()}, sync_dist=True)
 
     def on_validation_epoch_end(self) -> None:
         self._log_validation_monitors("val")
@@ -312,4 +319,4 @@ class JEPAPretrainModule(L.LightningModule):
 
     def predict_step(self, batch: BevBatch, batch_idx: int) -> torch.Tensor:
         """Target-encoder tokens of the current keyframe: (B, N, D)."""
-        return bev_to_tokens(self(batch), self.hparams.token_patch)
+        return bev_to_tokens(self(batch), self.token_patch)

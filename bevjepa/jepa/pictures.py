@@ -43,8 +43,8 @@ def jepa_picture(
     hidden: torch.Tensor,
     title: str,
 ) -> Figure:
-    """Four BEV panels of one sample: context PCA (hidden tokens black), target PCA, prediction PCA (same
-    axes as the target), and the per-token regression error with hidden tokens outlined.
+    """Four BEV panels of one sample: context PCA (hidden tokens black), target PCA, prediction PCA at the
+    hidden tokens (same axes as the target), and the regression error of the hidden tokens.
 
     Args:
         grid: the voxel grid (gives the metric extent).
@@ -64,12 +64,13 @@ def jepa_picture(
     context_rgb[hidden.cpu().numpy()] = 0.0
     target_rgb = pca_colours(target, target)
     prediction_rgb = pca_colours(prediction, target)
+    prediction_rgb[~hidden.cpu().numpy()] = 0.0
     figure, axes = new_bev_axes(grid, 4, panel_size=4.0)
     x_min, y_min, _, x_max, y_max, _ = grid.point_cloud_range
     panels = [
         (context_rgb, "context embeddings (PCA)"),
         (target_rgb, "target embeddings (PCA)"),
-        (prediction_rgb, "predicted embeddings (PCA of target)"),
+        (prediction_rgb, "predicted at hidden tokens (target PCA)"),
     ]
     for ax, (rgb, label) in zip(axes, panels, strict=False):
         ax.imshow(
@@ -79,16 +80,9 @@ def jepa_picture(
             interpolation="nearest",
         )
         ax.set_title(label)
-    error_map = error.detach().float().cpu().numpy().reshape(rows, cols)
-    draw_bev_map(axes[3], grid, error_map, "magma", "regression error")
-    axes[3].contour(
-        hidden.cpu().numpy().reshape(rows, cols).astype(float),
-        levels=[0.5],
-        colors="cyan",
-        linewidths=0.8,
-        extent=(x_min, x_max, y_min, y_max),
-        origin="lower",
-    )
-    axes[3].set_title("loss per token (targets outlined)")
+    error_map = error.detach().float().cpu().numpy().copy()
+    error_map[~hidden.cpu().numpy()] = np.nan  # only hidden tokens are regressed
+    draw_bev_map(axes[3], grid, error_map.reshape(rows, cols), "magma", "regression error")
+    axes[3].set_title("loss per hidden token")
     figure.suptitle(title)
     return figure

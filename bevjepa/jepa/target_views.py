@@ -93,7 +93,8 @@ def occluded_target_map(
     Args:
         views: target views with K >= 1 future keyframes.
         valid: (B, K) bool, future keyframes that exist.
-        poses: (B, K, 4, 4) transforms from each future frame to the current frame.
+        poses: (B, K, 4, 4) transforms from each future frame to the current frame (any value, zeros
+            included, where not valid).
         grid: the voxel grid.
 
     Returns:
@@ -104,6 +105,8 @@ def occluded_target_map(
     available = torch.zeros(
         views.now.shape[0], *views.now.shape[2:], dtype=torch.bool, device=views.now.device
     )
+    identity = torch.eye(4, dtype=poses.dtype, device=poses.device)
+    poses = torch.where(valid[..., None, None], poses, identity)  # invalid steps carry no pose
     for step in range(views.futures.shape[1]):
         maps = torch.cat(
             [views.futures[:, step], views.future_observed[:, step, None].to(views.now.dtype)], 1

@@ -5,7 +5,7 @@ import math
 import torch
 
 from bevjepa.grid import BevGrid
-from bevjepa.jepa.future_geometry import actions_in_step_frames, warp_to_current_frame
+from bevjepa.jepa.future_geometry import actions_in_step_frames, ego_motion_compensate, warp_to_current_frame
 
 GRID = BevGrid(point_cloud_range=(-12.8, -12.8, -3.0, 12.8, 12.8, 3.0), voxel_size=(0.4, 0.4, 0.25))
 
@@ -47,3 +47,19 @@ def test_actions_are_expressed_in_the_frame_they_start_from():
     actions = torch.tensor([[[1.0, 0.0, math.pi / 2, 2.0], [0.0, 2.0, 0.0, 4.0]]])
     local = actions_in_step_frames(actions, poses)
     torch.testing.assert_close(local, torch.tensor([[[1.0, 0.0, math.pi / 2, 2.0], [2.0, 0.0, 0.0, 4.0]]]))
+
+
+def test_ego_motion_compensation_moves_the_world_against_the_ego():
+    tokens = torch.zeros(1, 64, 2)
+    tokens[0, 4 * 8 + 5] = torch.tensor([1.0, 2.0])  # a static object 4.8 m ahead, 1.6 m left
+    known = torch.ones(1, 64, dtype=torch.bool)
+    known[0, 0] = False
+    # One step 3.2 m (one token) forward: the object is now one token closer.
+    moved, moved_known = ego_motion_compensate(tokens, known, torch.tensor([[3.2, 0.0, 0.0, 6.4]]), GRID)
+    torch.testing.assert_close(moved[0, 4 * 8 + 4], torch.tensor([1.0, 2.0]))
+    assert moved[0].abs().sum() == 3.0
+    cols = torch.arange(64) % 8
+    assert not moved_known[0, cols == 7].any(), "the new far edge was never seen"
+    assert moved_known[0, cols < 7].all(), "the unknown token (0, 0) left the grid behind the ego"
+    still, still_known = ego_motion_compensate(tokens, known, torch.zeros(1, 4), GRID)
+    assert torch.equal(still, tokens) and torch.equal(still_known, known)

@@ -8,7 +8,7 @@ import torch
 from jepa_scenes import SCENE_GRID, SceneDataModule, make_batch
 from small_models import EMBED_DIM, cpu_trainer, small_module
 
-from bevjepa.batch import BevBatch, VoxelBatch
+from bevjepa.batch import BevBatch, FutureFrames, VoxelBatch
 from bevjepa.encoders.tokens import voxel_token_indices
 from bevjepa.jepa.module import TRAIN_STREAM
 from bevjepa.jepa.schedules import ema_momentum_at
@@ -91,8 +91,8 @@ class _RecordEma(L.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step - 1
-        start, end = pl_module.hparams.ema_momentum
-        momentum = ema_momentum_at(step, start, end, pl_module.hparams.optimizer.total_steps)
+        start, end = pl_module.ema_momentum
+        momentum = ema_momentum_at(step, start, end, pl_module.optimizer_settings.total_steps)
         online = dict(pl_module.encoder.named_parameters())
         for name, parameter in pl_module.target_encoder.named_parameters():
             expected = momentum * self.before[name] + (1 - momentum) * online[name].detach()
@@ -110,3 +110,25 @@ def test_ema_update_once_per_optimizer_step(tmp_path):
     assert recorder.checked_steps == [0, 1, 2]
     online, target = module.encoder.state_dict(), module.target_encoder.state_dict()
     assert not torch.equal(online["bev_blocks.0.weight"], target["bev_blocks.0.weight"])
+
+
+def test_futures_past_the_scene_end_are_ignored(batch):
+    futures = batch.futures
+    valid = futures.valid.clone()
+    valid[1, 1] = False
+    poses = futures.poses.clone()
+    poses[1, 1] = 0.0  # the DataModule's pose of a step that does not exist
+    last = futures.voxels[1]
+    keep = last.coords[:, 0] == 0
+    emptied = VoxelBatch(last.features[keep], last.coords[keep], last.batch_size)
+    ended = BevBatch(
+        batch.sample_tokens,
+        batch.voxels,
+        batch.visibility,
+        batch.target_visibility,
+        FutureFrames([futures.voxels[0], emptied], poses, futures.actions, valid),
+    )
+    torch.manual_seed(0)
+    outputs = small_module().run_jepa(ended, TRAIN_STREAM, step=0, evaluate=True)
+    for name, value in {**outputs.losses, **outputs.evaluation}.items():
+        assert torch.isfinite(value), name

@@ -65,3 +65,17 @@ def test_basicblock_stage_must_keep_its_width():
         assert "keeps its input width" in str(error)
     else:
         raise AssertionError("a basicblock that changes width must be refused")
+
+
+def test_norm_momentum_reaches_every_batch_norm():
+    encoder = SparseBEVEncoder(
+        SCENE_GRID,
+        IN_CHANNELS,
+        block_type="basicblock",
+        norm_momentum=0.1,
+        encoder_channels=((16, 16), (16, 32), (32, 32), (32,)),
+        encoder_paddings=((0, 1), (0, 1), (0, (0, 1, 1)), (0,)),
+    )
+    norms = [m for m in encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert len(norms) == 1 + 2 * 4 + 3 + 1 + 2  # input, 4 basic blocks, 3 downsamples, conv_out, 2 BEV blocks
+    assert all(m.momentum == 0.1 and m.eps == 1e-3 for m in norms)

@@ -21,8 +21,8 @@ import numpy as np
 from nuscenes.can_bus.can_bus_api import NuScenesCanBus
 from nuscenes.nuscenes import NuScenes
 
-from datamodules.nuscenes_index import invert_rigid
 from datamodules.sample_records import KeyframeRecord
+from datamodules.sweep_transforms import invert_rigid
 
 log = logging.getLogger(__name__)
 

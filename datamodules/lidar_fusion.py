@@ -19,8 +19,8 @@ import numba
 import numpy as np
 
 from datamodules.lidar_files import LIDAR_COLUMNS, SensorFileError, load_lidar_points
-from datamodules.nuscenes_index import sweeps_to_reference
 from datamodules.sample_records import FusedPoints, KeyframeRecord
+from datamodules.sweep_transforms import sweeps_to_reference
 
 LIDAR_FEATURES = ("x", "y", "z", "intensity", "time_lag_s")
 _ROW_BYTES = LIDAR_COLUMNS * 4

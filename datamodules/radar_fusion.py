@@ -11,9 +11,10 @@ import numpy as np
 from numpy.lib import recfunctions as rfn
 
 from datamodules.lidar_files import SensorFileError
-from datamodules.nuscenes_index import RADAR_CHANNELS, sweeps_to_reference
+from datamodules.nuscenes_index import RADAR_CHANNELS
 from datamodules.radar_files import default_filter_mask, load_radar_records
 from datamodules.sample_records import FusedPoints, KeyframeRecord, SweepRecord
+from datamodules.sweep_transforms import sweeps_to_reference
 
 RADAR_FEATURES = ("x", "y", "z", "rcs", "vx_comp", "vy_comp", "time_lag_s")
 _VALUE_FIELDS = ("x", "y", "z", "rcs", "vx_comp", "vy_comp")

@@ -17,10 +17,9 @@ from datamodules.nuscenes_index import (
     RADAR_CHANNELS,
     SPLITS_FILENAME,
     NuScenesIndex,
-    invert_rigid,
     open_nuscenes,
-    quaternions_to_rotations,
 )
+from datamodules.sweep_transforms import invert_rigid, quaternions_to_rotations
 
 
 @pytest.fixture(scope="module")

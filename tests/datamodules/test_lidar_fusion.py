@@ -12,8 +12,9 @@ from nuscenes.utils.data_classes import LidarPointCloud
 
 from datamodules.lidar_files import SensorFileError
 from datamodules.lidar_fusion import fuse_lidar_sweeps
-from datamodules.nuscenes_index import LIDAR_CHANNEL, NuScenesIndex, invert_rigid, open_nuscenes
+from datamodules.nuscenes_index import LIDAR_CHANNEL, NuScenesIndex, open_nuscenes
 from datamodules.sample_records import KeyframeRecord, SweepRecord
+from datamodules.sweep_transforms import invert_rigid
 
 POSITION_TOLERANCE_M = 1e-4
 TIME_LAG_TOLERANCE_S = 1e-6

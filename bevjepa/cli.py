@@ -6,7 +6,10 @@ input channels are linked into the model, so a range or resolution is written on
 
 from lightning.pytorch.cli import LightningCLI
 
-import bevjepa.supervised.box_occupancy  # noqa: F401  (makes the class known to short class_path names)
+# Imported so that configs can name their classes by short class_path names.
+import bevjepa.jepa.module
+import bevjepa.supervised.box_occupancy  # noqa: F401
+import datamodules.nuscenes
 import datamodules.real_frame_datamodule  # noqa: F401
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from nuscenes.nuscenes import NuScenes
 from nuscenes.utils.splits import create_splits_scenes
 
+from bevjepa.sim.nuscenes_taxonomy import TABLE_NAMES
 from datamodules.sample_records import KeyframeRecord, SweepRecord
 from datamodules.sweep_transforms import rigid_transforms
 
@@ -31,22 +32,6 @@ OFFICIAL_SPLITS_BY_VERSION = {
     "mini": ("mini_train", "mini_val"),
     "test": ("test",),
 }
-# The tables the devkit's NuScenes loads.
-_REQUIRED_TABLES = (
-    "attribute",
-    "calibrated_sensor",
-    "category",
-    "ego_pose",
-    "instance",
-    "log",
-    "map",
-    "sample",
-    "sample_annotation",
-    "sample_data",
-    "scene",
-    "sensor",
-    "visibility",
-)
 
 
 def open_nuscenes(dataroot: str | Path, version: str) -> NuScenes:
@@ -73,7 +58,7 @@ def open_nuscenes(dataroot: str | Path, version: str) -> NuScenes:
             f"nuScenes version {version!r} not found in dataroot {dataroot}: no folder {table_folder}; "
             f"versions found there: {versions or 'none (is this a nuScenes dataroot?)'}"
         )
-    missing = [name for name in _REQUIRED_TABLES if not (table_folder / f"{name}.json").is_file()]
+    missing = [name for name in TABLE_NAMES if not (table_folder / f"{name}.json").is_file()]
     if missing:
         raise FileNotFoundError(
             f"nuScenes version {version!r} in {dataroot} is incomplete: missing tables "

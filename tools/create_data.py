@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bevjepa.grid import BevGrid
+from bevjepa.grid_arguments import add_grid_arguments, grid_from_arguments
 from datamodules.nuscenes import NuScenesBEVDataModule
 
 
@@ -28,15 +28,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--version", required=True, help="table folder, e.g. v1.0-trainval or v1.0-demo")
     parser.add_argument("--cache-dir", type=Path, required=True, help="where the cache is written")
     parser.add_argument("--splits", nargs="+", default=["train", "val"], help="split names to preprocess")
-    parser.add_argument(
-        "--range",
-        type=float,
-        nargs=6,
-        default=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0],
-        metavar=("XMIN", "YMIN", "ZMIN", "XMAX", "YMAX", "ZMAX"),
-        help="point-cloud range (m)",
-    )
-    parser.add_argument("--voxel-size", type=float, nargs=3, default=[0.1, 0.1, 0.2], metavar=("X", "Y", "Z"))
+    add_grid_arguments(parser)
     parser.add_argument("--lidar-sweeps", type=int, default=10)
     parser.add_argument("--no-radar", action="store_true", help="LiDAR only")
     parser.add_argument("--radar-sweeps", type=int, default=6)
@@ -57,7 +49,7 @@ def datamodule_of(args: argparse.Namespace) -> NuScenesBEVDataModule:
     return NuScenesBEVDataModule(
         dataroot=str(args.dataroot),
         version=args.version,
-        grid=BevGrid(point_cloud_range=tuple(args.range), voxel_size=tuple(args.voxel_size)),
+        grid=grid_from_arguments(args),
         lidar_sweeps=args.lidar_sweeps,
         radar=not args.no_radar,
         radar_sweeps=args.radar_sweeps,

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from bevjepa.grid import BevGrid
+from bevjepa.grid_arguments import add_grid_arguments, grid_from_arguments
 from bevjepa.sparse import Voxelizer, collate_voxels
 from bevjepa.viz.bev_figure import draw_bev_map, draw_boxes, draw_points, new_bev_axes, voxel_columns
 from bevjepa.viz.sample_figure import sample_figure
@@ -40,37 +41,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     frame.add_argument(
         "--ckpt", type=Path, help="BoxOccupancyModule checkpoint: adds a predicted-occupancy panel"
     )
-    frame.add_argument(
-        "--range",
-        type=float,
-        nargs=6,
-        default=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0],
-        metavar=("XMIN", "YMIN", "ZMIN", "XMAX", "YMAX", "ZMAX"),
-        help="point-cloud range (m)",
-    )
-    frame.add_argument(
-        "--voxel-size",
-        type=float,
-        nargs=3,
-        default=[0.2, 0.2, 0.2],
-        metavar=("X", "Y", "Z"),
-        help="voxel size (m) of the voxel panel",
-    )
+    add_grid_arguments(frame, voxel_size=(0.2, 0.2, 0.2))
     sample = commands.add_parser("sample", help="one keyframe of a nuScenes-format dataroot")
     sample.add_argument("--dataroot", type=Path, required=True, help="nuScenes-format dataroot")
     sample.add_argument("--version", required=True, help="table folder, e.g. v1.0-mini or v1.0-demo")
     sample.add_argument("--split", default="val", help="split whose keyframes --index counts")
     sample.add_argument("--index", type=int, default=0, help="keyframe number within the split")
     sample.add_argument("--out", type=Path, required=True, help="PNG to write")
-    sample.add_argument(
-        "--range",
-        type=float,
-        nargs=6,
-        default=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0],
-        metavar=("XMIN", "YMIN", "ZMIN", "XMAX", "YMAX", "ZMAX"),
-        help="point-cloud range (m)",
-    )
-    sample.add_argument("--voxel-size", type=float, nargs=3, default=[0.1, 0.1, 0.2], metavar=("X", "Y", "Z"))
+    add_grid_arguments(sample)
     return parser.parse_args(argv)
 
 
@@ -88,7 +66,7 @@ def predicted_occupancy(ckpt: Path, points: np.ndarray) -> tuple[BevGrid, np.nda
 
 def render_frame(args: argparse.Namespace) -> Path:
     frame = load_real_frame(args.frame_dir)
-    grid = BevGrid(point_cloud_range=tuple(args.range), voxel_size=tuple(args.voxel_size))
+    grid = grid_from_arguments(args)
     labels = [c for c in frame.categories]
     inside = grid.contains(torch.from_numpy(frame.points)).numpy()
     panels = 3 if args.ckpt else 2
@@ -122,7 +100,7 @@ def render_sample(args: argparse.Namespace) -> Path:
     from datamodules.nuscenes import NuScenesBEVDataModule
     from datamodules.radar_fusion import fuse_radar_sweeps
 
-    grid = BevGrid(point_cloud_range=tuple(args.range), voxel_size=tuple(args.voxel_size))
+    grid = grid_from_arguments(args)
     datamodule = NuScenesBEVDataModule(str(args.dataroot), args.version, grid=grid)
     records = datamodule.dataset(args.split).records
     if not 0 <= args.index < len(records):

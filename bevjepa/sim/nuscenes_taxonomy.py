@@ -1,9 +1,27 @@
-"""The fixed nuScenes vocabularies: categories (with their nuScenes-lidarseg index), attributes, visibility.
+"""The fixed nuScenes vocabularies: tables, categories (with their nuScenes-lidarseg index), attributes,
+visibility.
 
 Names, order and indices are those of nuScenes v1.0, so that category-to-class mappings written for real
 nuScenes (detection, tracking, lidarseg colour maps) work unchanged. Descriptions follow the nuScenes
 annotator instructions.
 """
+
+# The tables of a nuScenes version folder, as the devkit's ``NuScenes`` loads them.
+TABLE_NAMES = (
+    "attribute",
+    "calibrated_sensor",
+    "category",
+    "ego_pose",
+    "instance",
+    "log",
+    "map",
+    "sample",
+    "sample_annotation",
+    "sample_data",
+    "scene",
+    "sensor",
+    "visibility",
+)
 
 # (name, description) in the order of the ``index`` field of v1.0 ``category.json``.
 CATEGORIES: tuple[tuple[str, str], ...] = (

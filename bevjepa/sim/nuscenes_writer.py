@@ -26,6 +26,7 @@ from bevjepa.sim.nuscenes_taxonomy import (
     ATTRIBUTES,
     CATEGORIES,
     CATEGORY_NAMES,
+    TABLE_NAMES,
     visibility_records,
     visibility_token,
 )
@@ -34,21 +35,6 @@ from bevjepa.sim.pcd_files import write_lidar_bin, write_radar_pcd
 from bevjepa.sim.semantic_prior import SEMANTIC_PRIOR_TOKENS, semantic_prior_filename, write_semantic_prior
 from bevjepa.sim.types import LOCATIONS, ObjectState, SceneLog, SensorCapture, TownMap
 
-TABLE_NAMES = (
-    "attribute",
-    "calibrated_sensor",
-    "category",
-    "ego_pose",
-    "instance",
-    "log",
-    "map",
-    "sample",
-    "sample_annotation",
-    "sample_data",
-    "scene",
-    "sensor",
-    "visibility",
-)
 MOUNTS = {mount.channel: mount for mount in SENSOR_MOUNTS}
 LIDAR_CHANNEL = "LIDAR_TOP"
 VEHICLE_NAME = "bevjepa-sim"

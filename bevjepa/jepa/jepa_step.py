@@ -37,7 +37,7 @@ from bevjepa.jepa.masks import (
     drop_voxels_in_tokens,
 )
 from bevjepa.jepa.predictor import BEVPredictor, TargetKind
-from bevjepa.jepa.target_views import encode_target_views, occluded_target_map
+from bevjepa.jepa.target_views import TargetViews, encode_target_views, occluded_target_map
 
 Predict = Callable[[torch.Tensor, torch.Tensor, TargetKind, int, torch.Tensor | None], torch.Tensor]
 
@@ -145,6 +145,7 @@ class JEPAStep:
         step: int,
         first_index: int,
         evaluate: bool = False,
+        other_actions: torch.Tensor | None = None,
     ) -> JEPAOutputs:
         """Run the step.
 
@@ -156,8 +157,10 @@ class JEPAStep:
             stream, step, first_index: randomness keys of the samplers.
             evaluate: also compute ``evaluation``: ``masked_block_mean_baseline_loss`` (predicting the batch's
                 mean target), and with futures ``future_loss`` (rollout from the context through every
-                step), ``future_mean_baseline_loss`` and ``future_loss_shuffled_actions`` (actions of another
-                sample of the batch).
+                step), ``future_mean_baseline_loss`` and ``future_loss_shuffled_actions`` (the same rollout
+                driven by ``other_actions``).
+            other_actions: (B, K, 4) actions of other samples, in the frames their steps start from, for
+                ``future_loss_shuffled_actions``; None: the batch's own actions rolled by one sample.
 
         Returns:
             The outputs.
@@ -224,12 +227,26 @@ class JEPAStep:
                 mean_target.expand_as(target_now), target_now, blocks
             )
         if steps:
-            self._future_losses(batch, views, context_tokens, known, predict, outputs, evaluate)
+            self._future_losses(
+                batch, views, context_tokens, known, predict, outputs, evaluate, other_actions
+            )
         return outputs
 
     def _future_losses(
-        self, batch, views, context_tokens, known, predict: Predict, outputs, evaluate
+        self,
+        batch: BevBatch,
+        views: TargetViews,
+        context_tokens: torch.Tensor,
+        known: torch.Tensor,
+        predict: Predict,
+        outputs: JEPAOutputs,
+        evaluate: bool,
+        other_actions: torch.Tensor | None,
     ) -> None:
+        """Future keyframes: every step carries its source tokens along the step's ego motion
+        (``ego_motion_compensate``), then the predictor fills in what moved and what came into view. Teacher
+        forcing steps into keyframe k from the target embedding of keyframe k-1; the rollout steps from the
+        context through its own predictions. Adds ``future`` and ``rollout`` to ``outputs.losses``."""
         steps = self.future_steps
         futures = batch.futures
         actions = actions_in_step_frames(futures.actions[:, :steps], futures.poses[:, :steps])  # (B, K, 4)
@@ -277,9 +294,11 @@ class JEPAStep:
         outputs.evaluation["future_mean_baseline_loss"] = weighted_mean(
             torch.cat(errors, 1), torch.cat([t.weights for t in targets], 1)
         )
-        if actions.shape[0] > 1:
+        if other_actions is None and actions.shape[0] > 1:
+            other_actions = actions.roll(1, dims=0)
+        if other_actions is not None:
             outputs.evaluation["future_loss_shuffled_actions"] = loss_over_steps(
-                rollout(actions.roll(1, dims=0))
+                rollout(other_actions[:, :steps])
             )
 
 

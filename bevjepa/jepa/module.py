@@ -1,5 +1,9 @@
 """``JEPAPretrainModule``: BEV JEPA pretraining with masked-block, occluded-region and action-conditioned future
-targets against an EMA target encoder, VICReg-style regularisation and collapse monitors."""
+targets against an EMA target encoder, VICReg-style regularisation and collapse monitors.
+
+The math lives in plain modules and functions (``SparseBEVEncoder``, ``BEVPredictor``, ``JEPAStep``, the
+losses); this module wires them: the EMA update after each optimizer step, the schedules, logging, the
+evaluation baselines and the BEV pictures."""
 
 import copy
 import functools
@@ -17,6 +21,7 @@ from bevjepa.encoders import SparseBEVEncoder
 from bevjepa.encoders.tokens import bev_to_tokens, token_grid_shape
 from bevjepa.grid import BevGrid
 from bevjepa.jepa.ema import ema_update_
+from bevjepa.jepa.future_geometry import actions_in_step_frames
 from bevjepa.jepa.jepa_step import JEPAOutputs, JEPAStep
 from bevjepa.jepa.losses import RegressionKind, layer_normalize
 from bevjepa.jepa.masks import FutureTokenSampler, MultiBlockMaskSampler, OccludedTokenSampler
@@ -85,7 +90,8 @@ class JEPAPretrainModule(L.LightningModule):
         in_channels: per-voxel features (linked from the DataModule).
         encoder: builds the context encoder from ``(grid, in_channels)``; the target encoder is its EMA copy.
         predictor: builds the predictor from ``(token_shape, embed_dim)``; None bypasses it (each target is
-            predicted by the context embedding at its token: a collapse baseline, not a method).
+            predicted by the context embedding at its token, carried along the ego motion for future steps: a
+            collapse baseline, not a method).
         token_patch: BEV cells per token side (1: a token per BEV cell).
         block_masks: masked-block target sampler.
         occluded_targets: occluded-region target sampler; None to leave them out.
@@ -176,8 +182,16 @@ class JEPAPretrainModule(L.LightningModule):
             + weights.covariance * outputs.losses["covariance"]
         )
 
-    def run_jepa(self, batch: BevBatch, stream: int, step: int, evaluate: bool = False) -> JEPAOutputs:
-        """One JEPA step with this module's networks (``stream`` 0 trains, 1 evaluates; ``step`` keys the masks)."""
+    def run_jepa(
+        self,
+        batch: BevBatch,
+        stream: int,
+        step: int,
+        evaluate: bool = False,
+        other_actions: torch.Tensor | None = None,
+    ) -> JEPAOutputs:
+        """One JEPA step with this module's networks (``stream`` 0 trains, 1 evaluates; ``step`` keys the
+        masks; ``evaluate`` and ``other_actions`` as in ``JEPAStep.__call__``)."""
         return self.jepa(
             batch,
             encoder=self.encoder,
@@ -187,6 +201,7 @@ class JEPAPretrainModule(L.LightningModule):
             step=step,
             first_index=self._first_sample_index(batch),
             evaluate=evaluate,
+            other_actions=other_actions,
         )
 
     def training_step(self, batch: BevBatch, batch_idx: int) -> dict:
@@ -260,6 +275,26 @@ class JEPAPretrainModule(L.LightningModule):
     # --------------------------------------------------------------------------------------- evaluation
     def on_validation_epoch_start(self) -> None:
         self._validation_targets: list[torch.Tensor] = []
+        self._validation_actions: list[torch.Tensor] = []
+
+    def _actions_of_earlier_samples(self, batch: BevBatch, batch_idx: int) -> torch.Tensor | None:
+        """Step-frame actions (B, K, 4) of random earlier validation samples (seeded by the batch index): a
+        counterfactual that differs more than the neighbouring keyframes of one batch; None for the first batch.
+        """
+        steps = self.jepa.future_steps
+        if not steps or batch.futures is None:
+            return None
+        if self._validation_actions:
+            bank = torch.cat(self._validation_actions)  # (M, K, 4)
+            generator = torch.Generator().manual_seed(self.seed + batch_idx)
+            chosen = bank[torch.randint(len(bank), (batch.voxels.batch_size,), generator=generator)]
+        else:
+            chosen = None
+        futures = batch.futures
+        local = actions_in_step_frames(futures.actions[:, :steps], futures.poses[:, :steps])  # (B, K, 4)
+        complete = futures.valid[:, :steps].all(dim=1)
+        self._validation_actions.append(local[complete].cpu())
+        return chosen.to(local.device) if chosen is not None else None
 
     def validation_step(self, batch: BevBatch, batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "val")
@@ -271,7 +306,10 @@ class JEPAPretrainModule(L.LightningModule):
         self.on_validation_epoch_start()
 
     def _evaluate(self, batch: BevBatch, batch_idx: int, stage: str) -> None:
-        outputs = self.run_jepa(batch, VALIDATION_STREAM, batch_idx, evaluate=True)
+        other_actions = self._actions_of_earlier_samples(batch, batch_idx)
+        outputs = self.run_jepa(
+            batch, VALIDATION_STREAM, batch_idx, evaluate=True, other_actions=other_actions
+        )
         batch_size = batch.voxels.batch_size
         metrics = {f"{stage}/loss": self._weighted_total(outputs)}
         metrics.update({f"{stage}/{k}_loss": v for k, v in outputs.losses.items()})

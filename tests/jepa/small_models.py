@@ -17,6 +17,7 @@ small_encoder = functools.partial(
     encoder_channels=((8,), (16, 16), (32, 32), (32, 32)),
     encoder_paddings=((1,), (1, 1), (1, 1), ((0, 1, 1), 1)),
     sparse_output_channels=32,
+    norm_momentum=0.1,
 )
 small_predictor = functools.partial(BEVPredictor, width=32, depth=2, num_heads=2)
 

@@ -8,7 +8,7 @@ from small_models import cpu_trainer, small_module
 from bevjepa.jepa import CollapseMonitor, LossWeights, OptimizerSettings
 from bevjepa.jepa.monitors import EmbeddingMonitors
 
-STEPS = 30
+STEPS = 20
 FAST = OptimizerSettings(learning_rate=1e-2, warmup_steps=2, total_steps=100)
 
 

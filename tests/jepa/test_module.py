@@ -10,7 +10,8 @@ from small_models import EMBED_DIM, cpu_trainer, small_module
 
 from bevjepa.batch import BevBatch, FutureFrames, VoxelBatch
 from bevjepa.encoders.tokens import voxel_token_indices
-from bevjepa.jepa.module import TRAIN_STREAM
+from bevjepa.jepa.future_geometry import actions_in_step_frames
+from bevjepa.jepa.module import TRAIN_STREAM, VALIDATION_STREAM
 from bevjepa.jepa.schedules import ema_momentum_at
 
 
@@ -132,3 +133,16 @@ def test_futures_past_the_scene_end_are_ignored(batch):
     outputs = small_module().run_jepa(ended, TRAIN_STREAM, step=0, evaluate=True)
     for name, value in {**outputs.losses, **outputs.evaluation}.items():
         assert torch.isfinite(value), name
+
+
+def test_counterfactual_actions_come_from_earlier_validation_samples(batch):
+    module = small_module()
+    module.on_validation_epoch_start()
+    assert module._actions_of_earlier_samples(batch, batch_idx=0) is None  # the batch's own, rolled
+    later = make_batch(seed=5, batch_size=3)
+    chosen = module._actions_of_earlier_samples(later, batch_idx=1)
+    first_batch = actions_in_step_frames(batch.futures.actions, batch.futures.poses)
+    assert chosen.shape == (3, 2, 4)
+    assert all(any(torch.equal(row, earlier) for earlier in first_batch) for row in chosen)
+    outputs = module.run_jepa(later, VALIDATION_STREAM, 1, evaluate=True, other_actions=chosen)
+    assert torch.isfinite(outputs.evaluation["future_loss_shuffled_actions"])

@@ -22,6 +22,8 @@ class LaneGraph:
         is_connector: (L,) bool.
         node: (L,) the intersection a lane ends at or a connector crosses.
         speed_limit: (L,) m/s, lowered on bends.
+        rank: (L,) 0 for curb lanes, counting towards the road divider.
+        min_radius: (L,) radius of each lane's sharpest bend, metres.
         stop_s: (L,) arc length of the stop line on a lane (NaN on connectors).
         connector_gaps: per connector, ``{other connector of its intersection: closest distance between their
             centre lines}``, leaving out its siblings; 0 for connectors that merge into the same lane.
@@ -51,6 +53,7 @@ class LaneGraph:
         self.node = np.array([info.node for info in lane_infos])
         self.speed_limit = np.array([info.speed_limit for info in lane_infos])
         self.rank = np.array([info.rank for info in lane_infos])
+        self.min_radius = np.array([_min_radius(c) for c in self._centerlines])
         self.stop_s = np.where(self.is_connector, np.nan, self.lengths - STOP_LINE_FAR_M)
 
         self.siblings: list[list[int]] = [[] for _ in lanes]
@@ -104,24 +107,9 @@ class LaneGraph:
         )
         return positions, np.interp(flat_s, self._flat_arc, self._flat_headings)
 
-    def nearest_lanes(
-        self, position: np.ndarray, heading: float, max_distance: float
-    ) -> list[tuple[int, float]]:
-        """Lanes whose centre line passes within ``max_distance`` of ``position`` heading the same way.
 
-        Args:
-            position: (2,) point.
-            heading: direction of travel in radians; lanes within 45 degrees of it qualify.
-            max_distance: metres from the centre line.
-
-        Returns:
-            ``(lane, arc length of the nearest centre-line vertex)`` pairs, nearest first.
-        """
-        found = []
-        for lane, points in enumerate(self._centerlines):
-            distances = np.linalg.norm(points - position, axis=1)
-            nearest = int(distances.argmin())
-            heading_gap = abs((self._headings[lane][nearest] - heading + np.pi) % (2 * np.pi) - np.pi)
-            if distances[nearest] <= max_distance and heading_gap < np.pi / 4:
-                found.append((float(distances[nearest]), lane, float(self._arcs[lane][nearest])))
-        return [(lane, s) for _, lane, s in sorted(found)]
+def _min_radius(centerline: np.ndarray) -> float:
+    """Radius (m) of the sharpest bend of a centre line."""
+    turn = np.abs(np.diff(np.unwrap(vertex_headings(centerline))))
+    steps = np.linalg.norm(np.diff(centerline, axis=0), axis=1)
+    return float(steps.min() / max(turn.max(), 1e-9)) if len(turn) else np.inf

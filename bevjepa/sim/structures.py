@@ -51,12 +51,12 @@ class StructureConfig:
         tree_probability: chance that a road side is lined with trees.
     """
 
-    building_width_m: tuple[float, float] = (10.0, 28.0)
+    building_width_m: tuple[float, float] = (12.0, 30.0)
     building_depth_m: tuple[float, float] = (10.0, 22.0)
     building_height_m: tuple[float, float] = (6.0, 32.0)
-    building_gap_m: tuple[float, float] = (2.0, 12.0)
+    building_gap_m: tuple[float, float] = (1.0, 7.0)
     setback_m: tuple[float, float] = (1.0, 4.0)
-    wall_probability: float = 0.5
+    wall_probability: float = 0.6
     car_parks: int = 2
     car_park_occupancy: float = 0.7
     construction_sites: int = 2
@@ -98,15 +98,28 @@ class _Builder:
     circles: list[np.ndarray] = field(default_factory=list)
 
     def is_free(self, rectangle: np.ndarray) -> bool:
+        """Whether the (5,) rectangle lies inside the canvas, off the reserved area and clear of all else."""
         corners = rectangle_corners(rectangle[None])[0]
         inside = np.all(corners > 1.0) and np.all(corners < np.array(self.size_m) - 1.0)
         if not inside or Polygon(corners).intersects(self.reserved):
             return False
-        if self.rectangles and rectangles_overlap(rectangle, np.array(self.rectangles)).any():
+        return not (self.overlaps_taken(rectangle) or self.overlaps_poles(rectangle))
+
+    def overlaps_taken(self, rectangle: np.ndarray) -> bool:
+        """Whether the (5,) rectangle overlaps one already taken."""
+        if not self.rectangles:
             return False
-        return not (self.circles and rectangle_circle_overlap(rectangle, np.array(self.circles)).any())
+        taken = np.array(self.rectangles)
+        reach = np.hypot(taken[:, 2], taken[:, 3]) / 2 + np.hypot(rectangle[2], rectangle[3]) / 2
+        near = np.linalg.norm(taken[:, :2] - rectangle[:2], axis=1) <= reach
+        return bool(rectangles_overlap(rectangle, taken[near]).any())
+
+    def overlaps_poles(self, rectangle: np.ndarray) -> bool:
+        """Whether the (5,) rectangle overlaps a pole or trunk (with some clearance)."""
+        return bool(self.circles) and bool(rectangle_circle_overlap(rectangle, np.array(self.circles)).any())
 
     def take(self, rectangle: np.ndarray) -> None:
+        """Mark the (5,) rectangle as built on."""
         self.rectangles.append(rectangle)
 
 
@@ -132,6 +145,7 @@ def build_static_world(
         The static world; no building, wall or parked object overlaps a road, a walkway or another one.
     """
     road_space = unary_union([Polygon(p) for p in drivable + walkways]).buffer(0.5)
+    shapely.prepare(road_space)
     builder = _Builder(reserved=road_space, size_m=network.size_m)
     sides = [(e, side) for e in range(len(network.edges)) for side in (1, -1)]
     objects: list[tuple[ObjectClass, np.ndarray, str]] = []
@@ -143,6 +157,7 @@ def build_static_world(
             car_parks.append(car_park)
             objects += _park_cars(car_park, config.car_park_occupancy, rng)
     builder.reserved = road_space.union(unary_union([Polygon(p) for p in car_parks]).buffer(0.5))
+    shapely.prepare(builder.reserved)
 
     cylinders = _poles_and_trees(network, walkway_config, config, rng)
     traffic_lights, light_poles = _traffic_lights(network)
@@ -157,6 +172,9 @@ def build_static_world(
     objects += walkway_objects
 
     boxes, rcs = [], []
+    for box in _corner_buildings(network, walkway_config, config, builder, rng):
+        boxes.append(box)
+        rcs.append(BUILDING_RCS_DBSM)
     for edge_index, side in sides:
         for box, box_rcs in _buildings_along(network, edge_index, side, walkway_config, config, builder, rng):
             boxes.append(box)
@@ -320,14 +338,33 @@ def _bicycle_group(
 def _take_if_free(builder: _Builder, kind: ObjectClass, box: np.ndarray, attribute: str) -> list:
     """``[(kind, box, attribute)]`` if the box's footprint is clear of other objects and poles, else []."""
     rectangle = box[[0, 1, 3, 4, 6]]
-    overlaps_objects = (
-        builder.rectangles and rectangles_overlap(rectangle, np.array(builder.rectangles)).any()
-    )
-    overlaps_poles = builder.circles and rectangle_circle_overlap(rectangle, np.array(builder.circles)).any()
-    if overlaps_objects or overlaps_poles:
+    if builder.overlaps_taken(rectangle) or builder.overlaps_poles(rectangle):
         return []
     builder.take(rectangle)
     return [(kind, box, attribute)]
+
+
+def _corner_buildings(
+    network: RoadNetwork,
+    walkway: WalkwayConfig,
+    config: StructureConfig,
+    builder: _Builder,
+    rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """A building on each street corner that has room for one, its sides along the two roads."""
+    placed = []
+    for node in network.nodes:
+        for diagonal in ((1, 1), (-1, 1), (-1, -1), (1, -1)):
+            width, depth = rng.uniform(*config.building_width_m), rng.uniform(*config.building_depth_m)
+            inner = node.radius + walkway.width_m + rng.uniform(*config.setback_m)
+            centre = node.position + np.array(diagonal) * (inner + np.array([width, depth]) / 2)
+            rectangle = np.array([centre[0], centre[1], width, depth, 0.0])
+            if builder.is_free(rectangle):
+                builder.take(rectangle)
+                placed.append(
+                    _box(centre, np.array([width, depth, rng.uniform(*config.building_height_m)]), 0.0)
+                )
+    return placed
 
 
 def _buildings_along(
@@ -344,23 +381,30 @@ def _buildings_along(
     placed = []
     s = rng.uniform(0.0, config.building_gap_m[1])
     while s < edge.length:
-        width, depth = rng.uniform(*config.building_width_m), rng.uniform(*config.building_depth_m)
-        height, gap = rng.uniform(*config.building_height_m), rng.uniform(*config.building_gap_m)
+        gap, height = rng.uniform(*config.building_gap_m), rng.uniform(*config.building_height_m)
         front = edge.half_width + walkway.width_m + rng.uniform(*config.setback_m)
-        point, heading, normal = _frame(network, edge_index, min(s + width / 2, edge.length))
-        centre = point + side * normal * (front + depth / 2)
-        rectangle = np.array([centre[0], centre[1], width, depth, heading])
-        if builder.is_free(rectangle):
-            builder.take(rectangle)
-            placed.append((_box(centre, np.array([width, depth, height]), heading), BUILDING_RCS_DBSM))
-            wall_start = s + width + 0.3
-            if gap > 4.0 and wall_start + gap / 2 < edge.length and rng.random() < config.wall_probability:
-                point, heading, normal = _frame(network, edge_index, wall_start + gap / 2 - 0.3)
-                wall_centre = point + side * normal * (front + 0.15)
-                wall = np.array([wall_centre[0], wall_centre[1], gap - 0.6, 0.3, heading])
-                if builder.is_free(wall):
-                    builder.take(wall)
-                    size = np.array([gap - 0.6, 0.3, rng.uniform(1.8, 3.0)])
-                    placed.append((_box(wall_centre, size, heading), WALL_RCS_DBSM))
-        s += width + gap
+        width, depth = rng.uniform(*config.building_width_m), rng.uniform(*config.building_depth_m)
+        # Where the full size does not fit (bends, corners, car parks), a smaller building may.
+        for shrink in (1.0, 0.7, 0.5):
+            point, heading, normal = _frame(network, edge_index, min(s + shrink * width / 2, edge.length))
+            centre = point + side * normal * (front + shrink * depth / 2)
+            rectangle = np.array([centre[0], centre[1], shrink * width, shrink * depth, heading])
+            if builder.is_free(rectangle):
+                builder.take(rectangle)
+                size = np.array([shrink * width, shrink * depth, height])
+                placed.append((_box(centre, size, heading), BUILDING_RCS_DBSM))
+                break
+        else:
+            s += 3.0
+            continue
+        s += shrink * width
+        if gap > 2.5 and s + gap < edge.length and rng.random() < config.wall_probability:
+            point, heading, normal = _frame(network, edge_index, s + gap / 2)
+            wall_centre = point + side * normal * (front + 0.15)
+            wall = np.array([wall_centre[0], wall_centre[1], gap - 0.6, 0.3, heading])
+            if builder.is_free(wall):
+                builder.take(wall)
+                size = np.array([gap - 0.6, 0.3, rng.uniform(1.8, 3.0)])
+                placed.append((_box(wall_centre, size, heading), WALL_RCS_DBSM))
+        s += gap
     return placed

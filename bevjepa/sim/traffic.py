@@ -24,6 +24,8 @@ _PLAN_LANES = 4
 # sweeps wider in a turn and needs this much more.
 _CLEAR_PASSING_M = 3.0
 _LONG_VEHICLE_SWING_M = 1.5
+_TIGHT_TURN_RADIUS_M = 10.0
+_FIRM_DECELERATION_MPS2 = 4.0
 _LOOKAHEAD_M = 60.0
 EGO_KEY = -1
 
@@ -42,8 +44,8 @@ class TrafficConfig:
         cyclist_speed_mps: range of cyclists' desired speed.
     """
 
-    vehicles_per_km: float = 12.0
-    pedestrians_per_km: float = 12.0
+    vehicles_per_km: float = 14.0
+    pedestrians_per_km: float = 25.0
     truck_share: float = 0.08
     bus_share: float = 0.04
     motorcycle_share: float = 0.04
@@ -200,6 +202,8 @@ class Traffic:
             options = self.lanes.successors[last]
             if vehicle.is_cyclist:  # Cyclists keep to the curb lane.
                 options = [o for o in options if self.lanes.rank[self.lanes.successors[o][0]] == 0] or options
+            if vehicle.size[0] > 6.0:  # A truck or bus swings over the walkway in a tight turn: avoid them.
+                options = [o for o in options if self.lanes.min_radius[o] > _TIGHT_TURN_RADIUS_M] or options
             last = int(self._rng.choice(options))
             vehicle.plan.append(last)
 
@@ -354,7 +358,8 @@ class Traffic:
             if self._is_connector[lane] or not plan or key in self._holders.get(plan[0], set()):
                 continue
             distance = self._stop_s[lane] - (s + length / 2)
-            if distance < max(12.0, speed**2 / (2 * self.config.comfortable_deceleration) + 8.0):
+            # Asked late enough not to hold the intersection long, early enough to stop firmly if refused.
+            if distance < max(10.0, speed**2 / (2 * _FIRM_DECELERATION_MPS2) + 6.0):
                 since = self._request_since(key)
                 requests.append((since, key, plan[0]))
         waiting: list[tuple[int, int]] = []  # (key, connector) of earlier requests still refused

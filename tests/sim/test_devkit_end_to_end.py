@@ -71,10 +71,23 @@ def test_devkit_loads_tables_sweeps_radars_maps_and_can_bus(tiny_dataset, tiny_n
         nusc_map = NuScenesMap(dataroot=str(tiny_dataset.dataroot), map_name=log["location"])
         first = nusc.get("sample_data", _samples(nusc, scene)[0]["data"]["LIDAR_TOP"])
         x, y = nusc.get("ego_pose", first["ego_pose_token"])["translation"][:2]
-        layers = ["drivable_area", "ped_crossing", "road_divider", "lane_divider", "walkway"]
-        masks = nusc_map.get_map_mask((x, y, 150.0, 150.0), 0.0, layers, canvas_size=(300, 300))
-        for layer, mask in zip(layers, masks, strict=True):
-            assert mask.sum() > 0, f"{scene['name']}: empty {layer} mask"
+        around_ego = nusc_map.get_map_mask(
+            (x, y, 100.0, 100.0), 0.0, ["drivable_area", "walkway"], (200, 200)
+        )
+        assert around_ego[0, 100, 100] == 1, "the ego starts on the drivable area"
+        assert around_ego[0].mean() > 0.05 and around_ego[1].mean() > 0.03
+        layers = [
+            "drivable_area",
+            "ped_crossing",
+            "road_divider",
+            "lane_divider",
+            "stop_line",
+            "carpark_area",
+        ]
+        width, height = nusc_map.canvas_edge
+        whole_map = nusc_map.get_map_mask((width / 2, height / 2, width, height), 0.0, layers, (400, 400))
+        for layer, mask in zip(layers, whole_map, strict=True):
+            assert mask.sum() > 0, f"{log['location']}: empty {layer} mask"
 
         pose = can_bus.get_messages(scene["name"], "pose")
         steering = can_bus.get_messages(scene["name"], "steeranglefeedback")

@@ -1,6 +1,8 @@
 """The recording clock, the scene plan, splits and presets of the generation pipeline."""
 
+import importlib.util
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,3 +116,28 @@ def test_presets():
         assert preset.version == f"v1.0-{preset.name}" and 1 <= preset.towns <= 4
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         get_preset("huge")
+
+
+def _load_tool():
+    path = Path(__file__).resolve().parents[2] / "tools" / "make_synthetic_nuscenes.py"
+    spec = importlib.util.spec_from_file_location("make_synthetic_nuscenes", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tool_refuses_bad_arguments_and_non_empty_folders(tmp_path, capsys):
+    tool = _load_tool()
+    with pytest.raises(SystemExit) as exit_info:
+        tool.parse_args(["--preset", "huge", "--out", str(tmp_path / "a")])
+    assert exit_info.value.code == 2 and "invalid choice: 'huge'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool.parse_args(["--preset", "tiny", "--out", str(tmp_path / "a"), "--seed", "-1"])
+    assert "--seed must be non-negative" in capsys.readouterr().err
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "file").write_text("x")
+    with pytest.raises(SystemExit):
+        tool.parse_args(["--preset", "tiny", "--out", str(tmp_path / "full")])
+    assert "not empty; pass --overwrite" in capsys.readouterr().err
+    args = tool.parse_args(["--preset", "tiny", "--out", str(tmp_path / "full"), "--overwrite"])
+    assert args.overwrite and args.seed == 0 and args.workers >= 1

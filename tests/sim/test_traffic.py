@@ -37,7 +37,7 @@ def _run(location: str, seed: int, seconds: float):
 
 @pytest.fixture(scope="module", params=[("singapore-onenorth", 11), ("boston-seaport", 12)])
 def run(request):
-    return _run(*request.param, seconds=25.0)
+    return _run(*request.param, seconds=20.0)
 
 
 def test_agents_use_nuscenes_categories_and_attributes(run):

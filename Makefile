@@ -7,6 +7,8 @@ SPCONV ?= cpu
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.installed-$(SPCONV)
 DEMO_DIR := outputs/demo
+DEMO_DATA := data/synthetic_demo
+BENCH_DATA := data/synthetic_nuscenes
 
 .PHONY: install demo test test-all lint format bench clean
 
@@ -22,8 +24,13 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The synthetic demo dataset is generated once (about 3 minutes on 2 cores) and reused.
 demo: install
+	test -f $(DEMO_DATA)/v1.0-demo/sample.json || $(BIN)/python tools/make_synthetic_nuscenes.py \
+		--preset demo --out $(DEMO_DATA) --seed 0 --overwrite
 	rm -rf $(DEMO_DIR)
+	$(BIN)/python tools/visualize.py sample --dataroot $(DEMO_DATA) --version v1.0-demo --split val --index 4 \
+		--voxel-size 0.2 0.2 0.2 --out $(DEMO_DIR)/synthetic_sample_bev.png
 	$(BIN)/bevjepa fit --config configs/supervised/real_frame_box_occupancy.yaml \
 		--trainer.default_root_dir $(DEMO_DIR) --trainer.enable_progress_bar false
 	$(BIN)/bevjepa validate --config configs/supervised/real_frame_box_occupancy.yaml \
@@ -31,7 +38,7 @@ demo: install
 		--ckpt_path "$$(ls $(DEMO_DIR)/lightning_logs/version_0/checkpoints/*.ckpt)"
 	$(BIN)/python tools/visualize.py frame --frame-dir ../shared/data/nuscenes_real_frame \
 		--ckpt "$$(ls $(DEMO_DIR)/lightning_logs/version_0/checkpoints/*.ckpt)" --out $(DEMO_DIR)/real_frame_bev.png
-	@echo "demo done: metrics above; BEV picture in $(DEMO_DIR)/real_frame_bev.png"
+	@echo "demo done: metrics above; pictures in $(DEMO_DIR)/ (synthetic_sample_bev.png, real_frame_bev.png)"
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -49,7 +56,12 @@ format: install
 	$(BIN)/ruff check --fix .
 
 bench: install
-	@for bench in benchmarks/bench_*.py; do echo "== $$bench"; $(BIN)/python $$bench || exit 1; done
+	test -f $(BENCH_DATA)/v1.0-nuscenes/sample.json || $(BIN)/python tools/make_synthetic_nuscenes.py \
+		--preset nuscenes --out $(BENCH_DATA) --seed 0 --overwrite
+	$(BIN)/python benchmarks/bench_synthetic.py
+	$(BIN)/python benchmarks/bench_fusion.py --dataroot $(BENCH_DATA) --version v1.0-nuscenes
+	$(BIN)/python benchmarks/bench_data.py --dataroot $(BENCH_DATA) --version v1.0-nuscenes
+	$(BIN)/python benchmarks/bench_train.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .ruff_cache

@@ -20,7 +20,7 @@ from bevjepa.batch import VoxelBatch
 from bevjepa.encoders.tokens import voxel_token_indices
 from bevjepa.grid import BevGrid
 
-FREE, OCCUPIED, UNOBSERVED = 0, 1, 2
+OCCUPIED, UNOBSERVED = 1, 2  # BevBatch visibility classes (0 is free)
 
 
 def seeded_generator(*keys: int) -> torch.Generator:

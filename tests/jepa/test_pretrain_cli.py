@@ -47,6 +47,7 @@ def test_fit_fast_dev_run_then_validate(common):
         assert name in metrics, name
 
 
+@pytest.mark.slow
 def test_validate_from_a_fit_checkpoint(common, tmp_path):
     _bevjepa("fit", *common, "--trainer.max_steps=1", "--trainer.limit_val_batches=1")
     checkpoints = sorted(tmp_path.rglob("*.ckpt"))

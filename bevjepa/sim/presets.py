@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from bevjepa.sim.lidar import LidarConfig
 from bevjepa.sim.roads import RoadNetworkConfig
-from bevjepa.sim.simulator import SimulatorConfig
+from bevjepa.sim.simulator_config import SimulatorConfig
 from bevjepa.sim.town import TownConfig
 from bevjepa.sim.types import LOCATIONS
 
@@ -69,8 +69,6 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         name="tiny",
         simulator=SimulatorConfig(
-            # Six intersections: small enough to write in seconds, big enough for every map layer.
-            town=TownConfig(roads=RoadNetworkConfig(grid_shape=(3, 2))),
             lidar=LidarConfig.tiny(),
             warmup_s=2.0,
         ),

@@ -10,96 +10,32 @@ The recorder uses the finer-grained pieces: ``advance`` (world only), ``capture_
 the ego is integrated exactly).
 """
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from bevjepa.sim.calibration import LIDAR_TOP, RADARS, SensorMount
-from bevjepa.sim.ego import INTEGRATION_STEP_S, EgoSpec, Route, propagate, pure_pursuit_yaw_rate
+from bevjepa.sim.ego import INTEGRATION_STEP_S, Route, propagate, pure_pursuit_yaw_rate
 from bevjepa.sim.lane_graph import LaneGraph
-from bevjepa.sim.lidar import LidarConfig, cast_lidar
+from bevjepa.sim.lidar import cast_lidar
 from bevjepa.sim.planar import (
     boxes_to_rectangles,
     rectangle_circle_overlap,
     rectangle_corners,
     rectangles_overlap,
 )
-from bevjepa.sim.radar import RadarConfig, cast_radar
-from bevjepa.sim.town import Town, TownConfig, generate_town
-from bevjepa.sim.traffic import EgoOnLanes, Traffic, TrafficConfig
-from bevjepa.sim.types import LOCATIONS, EgoAction, EgoState, ObjectState, RaycastScene, SensorCapture
+from bevjepa.sim.presets import get_preset
+from bevjepa.sim.radar import cast_radar
+from bevjepa.sim.simulator_config import SimulatorConfig
+from bevjepa.sim.town import Town, generate_town
+from bevjepa.sim.traffic import EgoOnLanes, Traffic
+from bevjepa.sim.types import EgoAction, EgoState, ObjectState, RaycastScene, SensorCapture
 
 # 2018-07-24 02:00:00 UTC, a morning in Singapore: when a reset without a start time begins.
 DEFAULT_START_US = 1_532_397_600_000_000
 # Beyond this lateral offset (or heading error) from its route the ego is no longer "on its lane".
 _ON_ROUTE_LATERAL_M = 1.5
 _ON_ROUTE_HEADING_RAD = np.pi / 6
-
-
-@dataclass(frozen=True)
-class SimulatorConfig:
-    """Everything that defines a simulated world and its sensors.
-
-    Attributes:
-        location: town location (one of ``LOCATIONS``), used when ``reset`` generates the town.
-        town, traffic: town layout and traffic density.
-        lidar, radar: sensor settings, including their degradation knobs.
-        ego: the ego vehicle.
-        step_s: simulation step, the LIDAR_TOP period (nuScenes: 20 Hz).
-        warmup_s: traffic runs this long before the first frame so that it is not in its spawn pattern.
-        route_length_m: length of the ego's route (extended while driving in closed loop).
-    """
-
-    location: str = LOCATIONS[0]
-    town: TownConfig = field(default_factory=TownConfig)
-    traffic: TrafficConfig = field(default_factory=TrafficConfig)
-    lidar: LidarConfig = field(default_factory=LidarConfig)
-    radar: RadarConfig = field(default_factory=RadarConfig)
-    ego: EgoSpec = field(default_factory=EgoSpec)
-    step_s: float = 0.05
-    warmup_s: float = 4.0
-    route_length_m: float = 1500.0
-
-    def __post_init__(self) -> None:
-        if self.location not in LOCATIONS:
-            raise ValueError(f"unknown location {self.location!r}; choose one of {LOCATIONS}")
-        if round(self.step_s / INTEGRATION_STEP_S) * INTEGRATION_STEP_S != self.step_s or self.step_s <= 0:
-            raise ValueError(
-                f"step_s must be a positive multiple of {INTEGRATION_STEP_S} s, got {self.step_s}"
-            )
-
-    def degraded(
-        self,
-        lidar_dropout: float | None = None,
-        lidar_range_noise_std_m: float | None = None,
-        rain_clutter_rate: float | None = None,
-        radar_false_alarm_rate: float | None = None,
-    ) -> "SimulatorConfig":
-        """A copy with degraded sensors; arguments left as None keep their current value.
-
-        Args:
-            lidar_dropout: probability that a LiDAR return is lost.
-            lidar_range_noise_std_m: Gaussian range noise of the LiDAR.
-            rain_clutter_rate: probability per LiDAR firing of a raindrop echo.
-            radar_false_alarm_rate: expected radar false alarms per sweep.
-
-        Returns:
-            The degraded configuration.
-        """
-        lidar_changes = {
-            name: value
-            for name, value in (
-                ("dropout", lidar_dropout),
-                ("range_noise_std_m", lidar_range_noise_std_m),
-                ("rain_clutter_rate", rain_clutter_rate),
-            )
-            if value is not None
-        }
-        radar = self.radar
-        if radar_false_alarm_rate is not None:
-            radar = dataclasses.replace(radar, false_alarm_rate=radar_false_alarm_rate)
-        return dataclasses.replace(self, lidar=dataclasses.replace(self.lidar, **lidar_changes), radar=radar)
 
 
 @dataclass
@@ -173,8 +109,6 @@ class Simulator:
 
     def __init__(self, config: SimulatorConfig | str = "tiny") -> None:
         if isinstance(config, str):
-            from bevjepa.sim.presets import get_preset  # presets are built from SimulatorConfig
-
             config = get_preset(config).simulator
         self.config = config
         self.town: Town | None = None

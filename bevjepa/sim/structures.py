@@ -151,7 +151,9 @@ def build_static_world(
     objects: list[tuple[ObjectClass, np.ndarray, str]] = []
 
     car_parks = []
-    for index in rng.permutation(len(sides))[: config.car_parks]:
+    for index in rng.permutation(len(sides)):  # Road sides in random order until enough car parks fit.
+        if len(car_parks) == config.car_parks:
+            break
         car_park = _place_car_park(network, *sides[index], walkway_config, builder, rng)
         if car_park is not None:
             car_parks.append(car_park)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bevjepa.sim.intersections import LONG_VEHICLE_M, IntersectionControl
 from bevjepa.sim.lane_graph import SHARED_START_M, LaneGraph
 from bevjepa.sim.object_classes import BUS, CAR, MOTORCYCLE, RIDDEN_BICYCLE, TRUCK, ObjectClass
 from bevjepa.sim.pedestrians import Pedestrians
@@ -20,12 +21,7 @@ from bevjepa.sim.types import ObjectState
 from bevjepa.sim.walkways import WalkGraph
 
 _PLAN_LANES = 4
-# Two cars pass through an intersection at once if their paths stay this far apart; each truck or bus
-# sweeps wider in a turn and needs this much more.
-_CLEAR_PASSING_M = 3.0
-_LONG_VEHICLE_SWING_M = 1.5
 _TIGHT_TURN_RADIUS_M = 10.0
-_FIRM_DECELERATION_MPS2 = 4.0
 _LOOKAHEAD_M = 60.0
 EGO_KEY = -1
 
@@ -66,7 +62,6 @@ class Vehicle:
     Attributes:
         plan: the lanes it will take after the current one.
         desired_speed: fixed speed for cyclists; otherwise a factor on the lanes' speed limits.
-        request_time: when it asked for the intersection ahead (None when not waiting).
     """
 
     instance_id: int
@@ -78,7 +73,6 @@ class Vehicle:
     desired_speed: float
     plan: list[int] = field(default_factory=list)
     acceleration: float = 0.0
-    request_time: float | None = None
 
     @property
     def is_cyclist(self) -> bool:
@@ -145,8 +139,7 @@ class Traffic:
             first_instance_id=first_instance_id + len(self.vehicles),
             rng=rng,
         )
-        self._holders: dict[int, set[int]] = {}  # connector -> keys of vehicles allowed on it
-        self._ego_request_time: float | None = None
+        self.intersections = IntersectionControl(lane_graph)
 
     def _spawn_vehicles(self, first_instance_id: int, keep_clear: tuple[int, float]) -> list[Vehicle]:
         lanes, config, rng = self.lanes, self.config, self._rng
@@ -202,7 +195,9 @@ class Traffic:
             options = self.lanes.successors[last]
             if vehicle.is_cyclist:  # Cyclists keep to the curb lane.
                 options = [o for o in options if self.lanes.rank[self.lanes.successors[o][0]] == 0] or options
-            if vehicle.size[0] > 6.0:  # A truck or bus swings over the walkway in a tight turn: avoid them.
+            if (
+                vehicle.size[0] > LONG_VEHICLE_M
+            ):  # A truck or bus would swing over the walkway in a tight turn.
                 options = [o for o in options if self.lanes.min_radius[o] > _TIGHT_TURN_RADIUS_M] or options
             last = int(self._rng.choice(options))
             vehicle.plan.append(last)
@@ -226,11 +221,14 @@ class Traffic:
         Returns:
             The IDM acceleration the ego would get as one of the vehicles (its autopilot's speed control).
         """
-        self._update_ego_holds(ego)
+        # The ego holds the connector it is on and the one it was admitted to next; nothing off its route.
+        self.intersections.release_all_but(EGO_KEY, set() if ego is None else {ego.lane, *ego.plan[:1]})
+        if ego is not None and self._is_connector[ego.lane]:
+            self.intersections.claim(EGO_KEY, ego.lane, ego.length)
         occupants = self._occupants(ego)
         crossings_in_use = self.pedestrians.crossings_in_use()
         blocked_for_walkers = self._crossings_vehicles_are_about_to_pass(ego)
-        self._admit_to_intersections(ego)
+        self.intersections.admit(list(self._lane_agents(ego)), self.time)
 
         accelerations = [
             self._idm(v, v.lane, v.s, v.speed, v.size[0], v.plan, i, occupants, crossings_in_use)
@@ -336,7 +334,7 @@ class Traffic:
             next_lane = path[index + 1][0] if index + 1 < len(path) else None
             if next_lane is not None and self._is_connector[next_lane]:
                 front_to_lane_end = offset + self._length[lane] - length / 2
-                if key not in self._holders.get(next_lane, set()) and front_to_lane_end > 0.5:
+                if not self.intersections.holds(key, next_lane) and front_to_lane_end > 0.5:
                     # Not admitted: wait at the stop line (or at once, if already past it).
                     gap = max(offset + self._stop_s[lane] - length / 2, 0.0)
                     return (best_gap, best_speed) if best_gap < gap else (gap, 0.0)
@@ -344,77 +342,12 @@ class Traffic:
                 break
         return best_gap, best_speed
 
-    def _admit_to_intersections(self, ego: EgoOnLanes | None) -> None:
-        """Grant connectors first come, first served to vehicles nearing their stop lines."""
-        agents = list(self._lane_agents(ego))
-        first_in_lane: dict[int, tuple[float, int]] = {}
-        for key, lane, s, *_ in agents:
-            first_in_lane[lane] = max(first_in_lane.get(lane, (-np.inf, key)), (s, key))
-        requests = []
-        for key, lane, s, speed, length, plan in agents:
-            # Only the first vehicle of a lane asks: a queue must not hold the intersection for minutes.
-            if first_in_lane[lane][1] != key:
-                continue
-            if self._is_connector[lane] or not plan or key in self._holders.get(plan[0], set()):
-                continue
-            distance = self._stop_s[lane] - (s + length / 2)
-            # Asked late enough not to hold the intersection long, early enough to stop firmly if refused.
-            if distance < max(10.0, speed**2 / (2 * _FIRM_DECELERATION_MPS2) + 6.0):
-                since = self._request_since(key)
-                requests.append((since, key, plan[0]))
-        waiting: list[tuple[int, int]] = []  # (key, connector) of earlier requests still refused
-        for _, key, connector in sorted(requests):
-            held = [(k, c) for c, keys in self._holders.items() for k in keys if k != key]
-            if any(self._paths_clash(key, connector, k, c) for k, c in held + waiting):
-                waiting.append((key, connector))
-            else:
-                self._holders.setdefault(connector, set()).add(key)
-                self._set_request(key, None)
-
-    def _paths_clash(self, key: int, connector: int, other_key: int, other_connector: int) -> bool:
-        """Whether two vehicles on these connectors could touch: their paths cross or merge, or pass closer
-        than their widths allow (long vehicles swing wide in turns)."""
-        if other_connector == connector:
-            return False  # One follows the other.
-        gap = self.lanes.connector_gaps[connector].get(other_connector, np.inf)
-        return gap < _CLEAR_PASSING_M + _LONG_VEHICLE_SWING_M * (
-            self._is_long(key) + self._is_long(other_key)
-        )
-
-    def _is_long(self, key: int) -> bool:
-        return key != EGO_KEY and self.vehicles[key].size[0] > 6.0
-
     def _lane_agents(self, ego: EgoOnLanes | None):
         """``(key, lane, s, speed, length, plan)`` of every vehicle and of the ego while on its route."""
         for key, v in enumerate(self.vehicles):
             yield key, v.lane, v.s, v.speed, float(v.size[0]), v.plan
         if ego is not None:
             yield EGO_KEY, ego.lane, ego.s, ego.speed, ego.length, ego.plan
-
-    def _update_ego_holds(self, ego: EgoOnLanes | None) -> None:
-        """The ego holds the connector it is on and the one it was admitted to next; nothing off its route."""
-        keep = set() if ego is None else {ego.lane, *ego.plan[:1]}
-        for connector, holders in self._holders.items():
-            if connector not in keep:
-                holders.discard(EGO_KEY)
-        if ego is not None and self._is_connector[ego.lane]:
-            self._holders.setdefault(ego.lane, set()).add(EGO_KEY)
-
-    def _request_since(self, key: int) -> float:
-        if key == EGO_KEY:
-            if self._ego_request_time is None:
-                self._ego_request_time = self.time
-            return self._ego_request_time
-        vehicle = self.vehicles[key]
-        if vehicle.request_time is None:
-            vehicle.request_time = self.time
-        return vehicle.request_time
-
-    def _set_request(self, key: int, value: float | None) -> None:
-        if key == EGO_KEY:
-            self._ego_request_time = value
-        else:
-            self.vehicles[key].request_time = value
 
     def _crossings_vehicles_are_about_to_pass(self, ego: EgoOnLanes | None) -> set[int]:
         """Crossings a pedestrian must not step onto: a moving vehicle reaches them within 3 s, or is on them."""
@@ -459,12 +392,10 @@ class Traffic:
         while vehicle.s > self._length[vehicle.lane]:
             vehicle.s -= self._length[vehicle.lane]
             if self._is_connector[vehicle.lane]:
-                self._holders.get(vehicle.lane, set()).discard(key)
+                self.intersections.release(key, vehicle.lane)
             vehicle.lane = vehicle.plan.pop(0)
             if self._is_connector[vehicle.lane]:
-                # Normally already admitted; one that overran its stop line claims the connector now.
-                self._holders.setdefault(vehicle.lane, set()).add(key)
-                vehicle.request_time = None
+                self.intersections.claim(key, vehicle.lane, float(vehicle.size[0]))
             self._extend_plan(vehicle)
 
     # ----- what the sensors and the annotations see ------------------------------------------------------

@@ -8,7 +8,8 @@ import pytest
 from bevjepa.sim.calibration import RADARS
 from bevjepa.sim.ego import EgoSpec, propagate
 from bevjepa.sim.lidar import LidarConfig
-from bevjepa.sim.simulator import Simulator, SimulatorConfig
+from bevjepa.sim.simulator import Simulator
+from bevjepa.sim.simulator_config import SimulatorConfig
 from bevjepa.sim.town import generate_town
 from bevjepa.sim.types import EgoAction, EgoState
 

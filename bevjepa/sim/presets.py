@@ -1,7 +1,7 @@
 """Named dataset presets of the synthetic world: how many towns and scenes, how long, which sensors.
 
 - ``tiny``: two short scenes (one train, one val) with a coarse LiDAR; generates in seconds, for tests.
-- ``demo``: what ``make demo`` uses: four 12 s scenes in each of four towns, the fourth town held out for
+- ``demo``: what ``make demo`` uses: four 10 s scenes in each of four towns, the fourth town held out for
   val, with a LiDAR of half the nuScenes azimuth resolution; generates in a few minutes or less on two cores.
 - ``nuscenes``: nuScenes density (32 x 1085 LiDAR firings, about 30-35k points per sweep) and 20 s scenes,
   for benchmarks.
@@ -85,7 +85,7 @@ PRESETS: dict[str, Preset] = {
         towns=4,
         val_towns=1,
         scenes_per_town=4,
-        scene_duration_s=12.0,
+        scene_duration_s=10.0,
     ),
     "nuscenes": Preset(
         name="nuscenes",

@@ -232,6 +232,42 @@ class JEPAStep:
             )
         return outputs
 
+    def step_into_future(
+        self,
+        predict: Predict,
+        source: torch.Tensor,
+        source_known: torch.Tensor,
+        time_offset: int,
+        step_actions: torch.Tensor,
+    ) -> torch.Tensor:
+        """One future step: carry ``source (B, N, D)`` (known where ``source_known (B, N)``) along the step's
+        ego motion ``step_actions (B, 4)`` (in the frame the step starts from), then let the predictor fill in
+        keyframe ``time_offset``'s tokens: (B, N, D) in that keyframe's own frame."""
+        moved, moved_known = ego_motion_compensate(source, source_known, step_actions, self.token_grid)
+        return predict(moved, moved_known, TargetKind.FUTURE, time_offset, step_actions)
+
+    def rollout(
+        self, predict: Predict, context_tokens: torch.Tensor, known: torch.Tensor, step_actions: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """Predicted tokens of keyframes t+1 ... t+K, each step from the previous prediction.
+
+        Args:
+            predict: the predictor call (see ``__call__``).
+            context_tokens: (B, N, D) context tokens of the current keyframe.
+            known: (B, N) bool, tokens that carry an embedding.
+            step_actions: (B, K, 4) actions, each in the frame its step starts from (``actions_in_step_frames``).
+
+        Returns:
+            K tensors (B, N, D): layer-normalised target predictions, step k in keyframe k's own frame.
+        """
+        predictions = [self.step_into_future(predict, context_tokens, known, 1, step_actions[:, 0])]
+        all_known = torch.ones_like(known)
+        for k in range(1, step_actions.shape[1]):
+            predictions.append(
+                self.step_into_future(predict, predictions[-1], all_known, k + 1, step_actions[:, k])
+            )
+        return predictions
+
     def _future_losses(
         self,
         batch: BevBatch,
@@ -262,14 +298,10 @@ class JEPAStep:
         all_known = torch.ones_like(known)
 
         def step_into(source, source_known, time_offset, step_actions):
-            moved, moved_known = ego_motion_compensate(source, source_known, step_actions, self.token_grid)
-            return predict(moved, moved_known, TargetKind.FUTURE, time_offset, step_actions)
+            return self.step_into_future(predict, source, source_known, time_offset, step_actions)
 
         def rollout(step_actions: torch.Tensor) -> list[torch.Tensor]:
-            predictions = [step_into(context_tokens, known, 1, step_actions[:, 0])]
-            for k in range(1, steps):
-                predictions.append(step_into(predictions[-1], all_known, k + 1, step_actions[:, k]))
-            return predictions
+            return self.rollout(predict, context_tokens, known, step_actions)
 
         def loss_over_steps(predictions: list[torch.Tensor], first: int = 0) -> torch.Tensor:
             errors = [self._error(p, t) for p, t in zip(predictions, future_tokens[first:], strict=True)]

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from bevjepa.batch import BevBatch
+from bevjepa.batch import BevBatch, FutureFrames, VoxelBatch
 from bevjepa.encoders import SparseBEVEncoder
 from bevjepa.encoders.tokens import bev_to_tokens, token_grid_shape
 from bevjepa.grid import BevGrid
@@ -162,6 +162,38 @@ class JEPAPretrainModule(L.LightningModule):
     def forward(self, batch: BevBatch) -> torch.Tensor:
         """BEV embedding map of the current keyframe from the target encoder: (B, D, H, W)."""
         return self.target_encoder(batch.voxels)
+
+    def probe_encoder(self) -> SparseBEVEncoder:
+        """The encoder whose frozen features probes read: the EMA target encoder (as I-JEPA evaluates)."""
+        return self.target_encoder
+
+    @torch.no_grad()
+    def predict_future_tokens(self, voxels: VoxelBatch, futures: FutureFrames, steps: int) -> torch.Tensor:
+        """The world model's forecast: the current keyframe's whole context rolled out with the logged actions.
+
+        Args:
+            voxels: the current keyframe's voxels (nothing hidden).
+            futures: the future keyframes' poses and actions (their voxels are not read).
+            steps: keyframes to predict, at most the predictor's ``max_time_offset``.
+
+        Returns:
+            (B, K, N, D) predicted layer-normalised target-encoder tokens of keyframes t+1 ... t+K, step k in
+            keyframe k's own LiDAR frame (``futures.poses[:, k]`` maps it into the current frame).
+        """
+        if self.predictor is not None and steps > self.predictor.max_time_offset:
+            raise ValueError(
+                f"the predictor was trained for {self.predictor.max_time_offset} future steps, not {steps}"
+            )
+        context_tokens = bev_to_tokens(self.encoder(voxels), self.token_patch)  # (B, N, D)
+        known = torch.ones(context_tokens.shape[:2], dtype=torch.bool, device=context_tokens.device)
+        actions = actions_in_step_frames(futures.actions[:, :steps], futures.poses[:, :steps])  # (B, K, 4)
+
+        def predict(source, source_known, kind, time_offset, step_actions=None):
+            if self.predictor is None:
+                return layer_normalize(source)
+            return self.predictor(source, source_known, kind, time_offset, step_actions)
+
+        return torch.stack(self.jepa.rollout(predict, context_tokens, known, actions), dim=1)
 
     # ----------------------------------------------------------------------------------------- training
     def _total_steps(self) -> int:

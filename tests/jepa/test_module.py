@@ -146,3 +146,30 @@ def test_counterfactual_actions_come_from_earlier_validation_samples(batch):
     assert all(any(torch.equal(row, earlier) for earlier in first_batch) for row in chosen)
     outputs = module.run_jepa(later, VALIDATION_STREAM, 1, evaluate=True, other_actions=chosen)
     assert torch.isfinite(outputs.evaluation["future_loss_shuffled_actions"])
+
+
+def test_predict_future_tokens_is_the_rollout_from_the_whole_context(batch):
+    torch.manual_seed(0)
+    module = small_module().eval()
+    steps = batch.futures.actions.shape[1]
+    forecast = module.predict_future_tokens(batch.voxels, batch.futures, steps)
+    assert forecast.shape == (2, steps, 64, EMBED_DIM) and not forecast.requires_grad
+
+    with torch.no_grad():
+        context = module.encoder(batch.voxels).flatten(2).transpose(1, 2)  # (B, N, D), token patch 1
+        actions = actions_in_step_frames(batch.futures.actions, batch.futures.poses)
+        known = torch.ones(context.shape[:2], dtype=torch.bool)
+        first = module.jepa.step_into_future(module.predictor, context, known, 1, actions[:, 0])
+        second = module.jepa.step_into_future(module.predictor, first, known, 2, actions[:, 1])
+    torch.testing.assert_close(forecast[:, 0], first)
+    torch.testing.assert_close(forecast[:, 1], second)
+
+    other = FutureFrames(
+        voxels=batch.futures.voxels,
+        poses=batch.futures.poses,
+        actions=batch.futures.actions.flip(0),
+        valid=batch.futures.valid,
+    )
+    assert not torch.allclose(module.predict_future_tokens(batch.voxels, other, steps), forecast)
+    with pytest.raises(ValueError, match="future steps"):
+        module.predict_future_tokens(batch.voxels, batch.futures, module.predictor.max_time_offset + 1)

@@ -1,0 +1,1 @@
+"""Probe heads on frozen encoders, candidate trajectories and planners, and their evaluation."""

@@ -69,12 +69,15 @@ class ProbeLabels:
         map_rasters: (B, 6, H, W) bool drivable_area, ped_crossing, walkway, stop_line, carpark_area, divider.
         ego_trajectory: (B, K, 2) float32 future ego positions in the current LiDAR frame.
         future_boxes: per sample, per future step, (M, 7) float32 agent boxes in the current LiDAR frame.
+        ego_status: (B, 4) float32 ``[vx, vy, yaw_rate, speed]`` of the ego now, in the current LiDAR frame
+            (m/s, rad/s), from ego poses at and before the keyframe only (CAN bus speed where present).
     """
 
     occupancy: torch.Tensor
     map_rasters: torch.Tensor
     ego_trajectory: torch.Tensor
     future_boxes: list[list[torch.Tensor]]
+    ego_status: torch.Tensor
 
 
 @dataclass

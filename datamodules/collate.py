@@ -44,6 +44,7 @@ def collate_bev_batch(items: list[dict]) -> BevBatch:
             map_rasters=torch.stack([item["map_rasters"] for item in items]),  # (B, 6, H, W)
             ego_trajectory=torch.stack([item["ego_trajectory"] for item in items]),  # (B, K, 2)
             future_boxes=[list(item["future_boxes"]) for item in items],
+            ego_status=torch.stack([item["ego_status"] for item in items]),  # (B, 4)
         )
     return BevBatch(
         sample_tokens=[item["sample_token"] for item in items],

@@ -124,6 +124,25 @@ class CanBusSpeeds:
         area = np.sum(0.5 * (sample_speeds[1:] + sample_speeds[:-1]) * np.diff(sample_times))  # trapezoids
         return float(area / (end_us - start_us))
 
+    def latest_speed(self, scene_name: str, time_us: int) -> float | None:
+        """Speed of the latest CAN bus message at or before ``time_us`` (never a later one).
+
+        Args:
+            scene_name: the scene, e.g. ``scene-0061``.
+            time_us: the moment (microseconds, the dataset's clock).
+
+        Returns:
+            m/s, or None where no message came within ``CAN_BUS_COVERAGE_TOLERANCE_US`` before it.
+        """
+        speeds = self._scene_speeds(scene_name)
+        if speeds is None:
+            return None
+        times, values = speeds
+        latest = int(np.searchsorted(times, time_us, side="right")) - 1
+        if latest < 0 or times[latest] < time_us - CAN_BUS_COVERAGE_TOLERANCE_US:
+            return None
+        return float(values[latest])
+
 
 def _heading_yaw(rotations: np.ndarray) -> np.ndarray:
     """(N,) yaw of each rotation's x axis in the plane of the frame it maps into."""

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from nuscenes.map_expansion.map_api import NuScenesMap
 
-from datamodules.ego_motion import future_motion
+from datamodules.ego_motion import dataroot_can_bus, future_motion
 from datamodules.labels.annotation_boxes import future_agent_boxes, sample_boxes_lidar
+from datamodules.labels.ego_status import ego_status
 from datamodules.labels.map_rasters import MAP_LAYERS, map_rasters
 from datamodules.labels.occupancy_labels import IGNORE, occupancy_label
 from datamodules.labels.trajectories import ego_future_trajectory, future_ego_to_global
@@ -159,4 +160,7 @@ class SampleBuilder:
             "map_rasters": torch.from_numpy(rasters),
             "ego_trajectory": torch.from_numpy(trajectory),
             "future_boxes": boxes_per_step,
+            "ego_status": torch.from_numpy(
+                ego_status(nusc, record, dataroot_can_bus(str(nusc.dataroot)))
+            ),  # (4,)
         }

@@ -1,4 +1,5 @@
-"""Probe labels (never used by pretraining): BEV occupancy, map rasters, annotation boxes, ego trajectory."""
+"""Probe labels (never used by pretraining): BEV occupancy, map rasters, annotation boxes, ego trajectory and
+ego status."""
 
 from datamodules.labels.annotation_boxes import (
     AnnotationBoxes,
@@ -7,6 +8,7 @@ from datamodules.labels.annotation_boxes import (
     sample_boxes_lidar,
     track_instances,
 )
+from datamodules.labels.ego_status import EGO_STATUS_FEATURES, ego_status, ego_status_from_poses
 from datamodules.labels.map_rasters import MAP_LAYERS, map_patch, map_rasters
 from datamodules.labels.occupancy_labels import (
     CLASS_NAMES,
@@ -23,6 +25,7 @@ from datamodules.labels.trajectories import ego_future_trajectory, future_ego_to
 
 __all__ = [
     "CLASS_NAMES",
+    "EGO_STATUS_FEATURES",
     "FREE",
     "IGNORE",
     "MAP_LAYERS",
@@ -31,6 +34,8 @@ __all__ = [
     "VULNERABLE",
     "AnnotationBoxes",
     "ego_future_trajectory",
+    "ego_status",
+    "ego_status_from_poses",
     "future_agent_boxes",
     "future_ego_to_global",
     "global_boxes_to_lidar",

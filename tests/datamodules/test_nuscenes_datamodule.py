@@ -39,7 +39,7 @@ def _assert_batches_equal(first: BevBatch, second: BevBatch) -> None:
         assert torch.equal(getattr(first.futures, name), getattr(second.futures, name)), name
     for a, b in zip(first.futures.voxels, second.futures.voxels, strict=True):
         assert torch.equal(a.features, b.features) and torch.equal(a.coords, b.coords)
-    for name in ("occupancy", "map_rasters", "ego_trajectory"):
+    for name in ("occupancy", "map_rasters", "ego_trajectory", "ego_status"):
         assert torch.equal(getattr(first.labels, name), getattr(second.labels, name)), name
 
 
@@ -64,6 +64,7 @@ def test_batch_shapes_and_contents(synthetic_dataroot):
     assert batch.labels.occupancy.shape == (size, 4, height, width)
     assert batch.labels.map_rasters.shape == (size, 6, height, width)
     assert batch.labels.map_rasters[:, 0].any(), "drivable area is mapped"
+    assert batch.labels.ego_status.shape == (size, 4) and batch.labels.ego_status.dtype == torch.float32
     assert not batch.skipped_sample_tokens
 
 

@@ -220,6 +220,7 @@ class PlanningMetrics(Metric):
         num_steps: K, the future steps of every trajectory.
         horizons_steps: horizon name -> number of steps (1 s, 2 s, 3 s = 2, 4, 6 at 0.5 s).
         ego_length, ego_width, ego_centre_ahead: the ego box (see ``planning_collisions``).
+        start_xy, start_yaw: the ego origin and heading now in the trajectories' frame (nuScenes LIDAR_TOP).
     """
 
     full_state_update = False
@@ -231,11 +232,14 @@ class PlanningMetrics(Metric):
         ego_length: float = EGO_LENGTH_M,
         ego_width: float = EGO_WIDTH_M,
         ego_centre_ahead: float = EGO_CENTRE_AHEAD_M,
+        start_xy: tuple[float, float] = NUSCENES_LIDAR_EGO_ORIGIN_XY,
+        start_yaw: float = NUSCENES_LIDAR_EGO_YAW,
     ) -> None:
         super().__init__()
         self.num_steps = num_steps
         self.horizons_steps = dict(horizons_steps)
         self.ego_length, self.ego_width, self.ego_centre_ahead = ego_length, ego_width, ego_centre_ahead
+        self.start_xy, self.start_yaw = start_xy, start_yaw
         self.add_state("l2_sum", torch.zeros(num_steps, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("collision_sum", torch.zeros(num_steps, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("valid_count", torch.zeros(num_steps, dtype=torch.float64), dist_reduce_fx="sum")
@@ -254,7 +258,14 @@ class PlanningMetrics(Metric):
             )
         mask = valid.bool()
         collided = planning_collisions(
-            pred, future_boxes, mask, self.ego_length, self.ego_width, self.ego_centre_ahead
+            pred,
+            future_boxes,
+            mask,
+            self.ego_length,
+            self.ego_width,
+            self.ego_centre_ahead,
+            self.start_xy,
+            self.start_yaw,
         )
         self.l2_sum += torch.where(mask, waypoint_l2(pred, gt), 0.0).sum(0).double()
         self.collision_sum += collided.sum(0).double()

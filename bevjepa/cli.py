@@ -8,6 +8,7 @@ from lightning.pytorch.cli import LightningCLI
 
 # Imported so that configs can name their classes by short class_path names.
 import bevjepa.jepa.module
+import bevjepa.reconstruction
 import bevjepa.supervised.box_occupancy  # noqa: F401
 import datamodules.nuscenes
 import datamodules.real_frame_datamodule  # noqa: F401

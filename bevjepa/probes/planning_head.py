@@ -1,0 +1,133 @@
+"""The planning-cost probe: a cost map read from frozen tokens scores a fixed set of candidate ego trajectories.
+
+Each candidate's score is minus the cost summed over its waypoints (bilinear look-up in the cost map);
+with ego status, an MLP of the ego's current motion adds a per-candidate term. Training is a classification
+over candidates whose target is the candidate nearest to the logged trajectory; the plan is the best-scored
+candidate.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bevjepa.grid import BevGrid
+from bevjepa.metrics import NUSCENES_LIDAR_EGO_ORIGIN_XY, NUSCENES_LIDAR_EGO_YAW
+from bevjepa.probes.heads import TokenCellHead
+
+# Pose ``(x, y, yaw)`` of the ego frame (x forward, origin at the rear axle) in the LIDAR_TOP frame of the
+# nuScenes data-collection vehicle, which the synthetic vehicle copies (LiDAR x to the right, y forward).
+NUSCENES_EGO_POSE_IN_LIDAR = (*NUSCENES_LIDAR_EGO_ORIGIN_XY, NUSCENES_LIDAR_EGO_YAW)
+NO_TARGET = -100  # cross-entropy's ignore index: samples without any logged future step
+
+
+def candidates_in_lidar_frame(
+    candidates: torch.Tensor, ego_pose_in_lidar: tuple[float, float, float]
+) -> torch.Tensor:
+    """Move candidate trajectories from the ego frame into the LiDAR frame.
+
+    Args:
+        candidates: (T, K, 2) waypoints in the ego frame (x forward, y left).
+        ego_pose_in_lidar: ``(x, y, yaw)`` of the ego frame's origin and heading in the LiDAR frame.
+
+    Returns:
+        (T, K, 2) waypoints in the LiDAR frame.
+    """
+    x, y, yaw = ego_pose_in_lidar
+    rotation = candidates.new_tensor([[math.cos(yaw), -math.sin(yaw)], [math.sin(yaw), math.cos(yaw)]])
+    return candidates @ rotation.T + candidates.new_tensor([x, y])
+
+
+def nearest_candidate(candidates: torch.Tensor, logged: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Index of the candidate closest to each logged trajectory (mean distance over its valid steps).
+
+    Args:
+        candidates: (T, K, 2).
+        logged: (B, K, 2) logged future positions, same frame.
+        valid: (B, K) bool, steps that exist.
+
+    Returns:
+        (B,) int64, ``NO_TARGET`` where no step is valid.
+    """
+    distances = torch.linalg.vector_norm(candidates[None] - logged[:, None], dim=-1)  # (B, T, K)
+    weights = valid[:, None].to(distances.dtype)
+    mean = (distances * weights).sum(-1) / weights.sum(-1).clamp(min=1)  # (B, T)
+    target = mean.argmin(dim=1)
+    return torch.where(valid.any(dim=1), target, torch.full_like(target, NO_TARGET))
+
+
+class PlanningCostHead(nn.Module):
+    """Tokens (and optionally ego status) -> a BEV cost map and scores of the candidate trajectories.
+
+    Args:
+        embed_dim: D of the tokens.
+        token_shape: ``(Ht, Wt)`` of the token grid.
+        patch: BEV cells per token side.
+        grid: the BEV grid the cost map lies on (candidate waypoints are looked up on it).
+        candidates: (T, K, 2) candidate trajectories in the LiDAR frame.
+        hidden_dim: hidden width of the cost-map head (0: linear).
+        ego_status_dim: features of the ego status (0: the head reads the tokens only).
+        ego_hidden_dim: hidden width of the ego-status MLP.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        token_shape: tuple[int, int],
+        patch: int,
+        grid: BevGrid,
+        candidates: torch.Tensor,
+        hidden_dim: int = 0,
+        ego_status_dim: int = 0,
+        ego_hidden_dim: int = 64,
+    ) -> None:
+        super().__init__()
+        self.cost_map = TokenCellHead(embed_dim, token_shape, patch, 1, hidden_dim)
+        self.register_buffer("candidates", candidates.float().clone())
+        low = torch.tensor(grid.point_cloud_range[:2], dtype=torch.float32)
+        high = torch.tensor(grid.point_cloud_range[3:5], dtype=torch.float32)
+        # Waypoints in grid_sample's normalised coordinates ([-1, 1] over the range, x then y): (1, T, K, 2).
+        self.register_buffer("sample_points", ((self.candidates - low) / (high - low) * 2 - 1)[None])
+        self.ego_status_mlp = (
+            nn.Sequential(
+                nn.Linear(ego_status_dim, ego_hidden_dim),
+                nn.GELU(),
+                nn.Linear(ego_hidden_dim, len(candidates)),
+            )
+            if ego_status_dim
+            else None
+        )
+
+    @property
+    def uses_ego_status(self) -> bool:
+        return self.ego_status_mlp is not None
+
+    def forward(
+        self, tokens: torch.Tensor, ego_status: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score the candidates.
+
+        Args:
+            tokens: (B, N, D) frozen tokens.
+            ego_status: (B, F) ego status, read only by a head built with ``ego_status_dim``.
+
+        Returns:
+            scores: (B, T) higher is better.
+            cost: (B, 1, H, W) the cost map.
+        """
+        cost = self.cost_map(tokens)  # (B, 1, H, W)
+        points = self.sample_points.expand(cost.shape[0], -1, -1, -1)  # (B, T, K, 2)
+        waypoint_cost = F.grid_sample(
+            cost, points, align_corners=False, padding_mode="border"
+        )  # (B, 1, T, K)
+        scores = -waypoint_cost[:, 0].sum(dim=-1)  # (B, T)
+        if self.ego_status_mlp is not None:
+            if ego_status is None:
+                raise ValueError("this planning head reads the ego status; none was given")
+            scores = scores + self.ego_status_mlp(ego_status)
+        return scores, cost
+
+    def plan(self, scores: torch.Tensor) -> torch.Tensor:
+        """The best-scored candidate of each sample: (B, T) scores -> (B, K, 2) trajectories."""
+        return self.candidates[scores.argmax(dim=1)]

@@ -1,11 +1,13 @@
 """The one module that imports spconv: sparse layers, sparse tensors and point-to-voxel conversion.
 
-Two fixes to spconv's CPU build live here, applied once on import:
+Three fixes to spconv's CPU build live here, applied once on import:
 - its backward asks ``torch.cuda.current_stream()`` for a stream handle and fails on a CPU-only torch; the
   handle is unused by the CPU kernels, so where CUDA is unavailable bevjepa answers 0 (the default stream);
 - its CPU ``scatter_add`` races when torch runs more than one thread (sums come out wrong by whole units on a
-  real LiDAR frame with 2 threads), so it runs single-threaded; gather and matmul stay parallel.
-With both, sparse convolutions match a dense ``conv3d`` forward and backward (tests/test_sparse.py).
+  real LiDAR frame with 2 threads), so it runs single-threaded; gather and matmul stay parallel;
+- in evaluation mode it fuses a convolution's bias into a kernel that exists only on CUDA ("cpu don't support
+  act and bias"); on CPU the bias is added after the convolution instead, as spconv does in training mode.
+With these, sparse convolutions match a dense ``conv3d`` forward and backward (tests/test_sparse.py).
 """
 
 import functools
@@ -13,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 import spconv.pytorch as spconv
+import spconv.pytorch.conv as spconv_conv
 import spconv.pytorch.cppcore as spconv_cppcore
 import spconv.pytorch.ops as spconv_ops
 import torch
@@ -40,10 +43,33 @@ def _single_threaded(kernel: Callable) -> Callable:
     return run
 
 
+def _bias_after_conv_on_cpu(forward: Callable) -> Callable:
+    @functools.wraps(forward)
+    def run(self, input, add_input=None):
+        if self.bias is None or self.training or input.features.is_cuda:
+            return forward(self, input, add_input)
+        out = self._conv_forward(
+            False,
+            input,
+            self.weight,
+            None,
+            add_input,
+            name=self.name,
+            sparse_unique_name=self._sparse_unique_name,
+            act_type=self.act_type,
+            act_alpha=self.act_alpha,
+            act_beta=self.act_beta,
+        )
+        return out.replace_feature(out.features + self.bias)
+
+    return run
+
+
 if not torch.cuda.is_available():
     spconv_ops.get_current_stream = _default_stream_handle
     spconv_cppcore.get_current_stream = _default_stream_handle
 SpconvOps.scatter_add_cpu = staticmethod(_single_threaded(SpconvOps.scatter_add_cpu))
+spconv_conv.SparseConvolution.forward = _bias_after_conv_on_cpu(spconv_conv.SparseConvolution.forward)
 
 SparseConvTensor = spconv.SparseConvTensor
 SparseSequential = spconv.SparseSequential

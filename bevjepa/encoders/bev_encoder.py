@@ -1,12 +1,14 @@
 """The BEV encoder: sparse 3D backbone, height collapse, 2D BEV blocks -> embedding map (B, C, H, W)."""
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 from torch import nn
 
 from bevjepa.batch import VoxelBatch
 from bevjepa.encoders.sparse_backbone import BlockType, Padding, SparseBackbone3d
+from bevjepa.encoders.voxel_feature_select import VoxelFeatureSelect
 from bevjepa.grid import BevGrid
 from bevjepa.sparse import to_sparse_tensor
 
@@ -24,6 +26,9 @@ class SparseBEVEncoder(nn.Module):
             backbone's layout (see ``SparseBackbone3d``; ``CENTERPOINT_ENCODER_*`` for CenterPoint's).
         norm_momentum: BatchNorm running-statistics momentum of every layer (mmdetection3d: 0.01; short runs
             want a faster one so that evaluation-mode statistics are settled).
+        residual_conv_bias: biases on the residual blocks' convolutions (OpenPCDet's ``VoxelResBackBone8x``).
+        voxel_feature_indices, voxel_feature_scale: feed only these data channels, scaled, to the 3D backbone
+            (see ``VoxelFeatureSelect``; ``None``: all ``in_channels`` as they are).
     """
 
     def __init__(
@@ -39,12 +44,23 @@ class SparseBEVEncoder(nn.Module):
         sparse_output_channels: int = 128,
         block_type: BlockType = "conv_module",
         norm_momentum: float = 0.01,
+        residual_conv_bias: bool = False,
+        voxel_feature_indices: Sequence[int] | None = None,
+        voxel_feature_scale: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         if grid.encoder_stride != 8:
             raise ValueError(f"SparseBEVEncoder downsamples by 8; the grid asks for {grid.encoder_stride}")
         self.grid = grid
         self.embed_dim = embed_dim
+        self.voxel_feature_select = None
+        if voxel_feature_indices is not None:
+            self.voxel_feature_select = VoxelFeatureSelect(
+                in_channels, voxel_feature_indices, voxel_feature_scale
+            )
+            in_channels = self.voxel_feature_select.out_channels
+        elif voxel_feature_scale is not None:
+            raise ValueError("voxel_feature_scale needs voxel_feature_indices")
         self.backbone_3d = SparseBackbone3d(
             in_channels=in_channels,
             sparse_shape=grid.sparse_shape,
@@ -54,6 +70,7 @@ class SparseBEVEncoder(nn.Module):
             output_channels=sparse_output_channels,
             block_type=block_type,
             norm_momentum=norm_momentum,
+            residual_conv_bias=residual_conv_bias,
         )
         layers: list[nn.Module] = []
         channels = self.backbone_3d.bev_channels
@@ -76,5 +93,7 @@ class SparseBEVEncoder(nn.Module):
         Returns:
             (B, embed_dim, H, W) with ``(H, W) = grid.bev_shape``.
         """
+        if self.voxel_feature_select is not None:
+            voxels = replace(voxels, features=self.voxel_feature_select(voxels.features))  # (V, C_sel)
         bev = self.backbone_3d(to_sparse_tensor(voxels, self.grid))  # (B, C_3d * D_out, H, W)
         return self.bev_blocks(bev)  # (B, embed_dim, H, W)

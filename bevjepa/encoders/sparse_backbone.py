@@ -55,6 +55,8 @@ class SparseBackbone3d(nn.Module):
         block_type: ``"conv_module"`` (SECOND, ``VoxelBackBone8x``) or ``"basicblock"`` (CenterPoint,
             ``VoxelResBackBone8x``).
         norm_momentum: BatchNorm running-statistics momentum (mmdetection3d: 0.01).
+        residual_conv_bias: biases on the residual blocks' convolutions (``"basicblock"`` only): OpenPCDet's
+            ``VoxelResBackBone8x`` has them, mmdetection3d's ``SparseEncoder`` does not.
     """
 
     def __init__(
@@ -67,8 +69,11 @@ class SparseBackbone3d(nn.Module):
         output_channels: int = 128,
         block_type: BlockType = "conv_module",
         norm_momentum: float = 0.01,
+        residual_conv_bias: bool = False,
     ) -> None:
         super().__init__()
+        if residual_conv_bias and block_type != "basicblock":
+            raise ValueError("residual_conv_bias applies to block_type='basicblock' only")
         if len(encoder_channels) != len(encoder_paddings) or any(
             len(c) != len(p) for c, p in zip(encoder_channels, encoder_paddings, strict=True)
         ):
@@ -99,7 +104,9 @@ class SparseBackbone3d(nn.Module):
                         raise ValueError(
                             f"basicblock stage {stage + 1} keeps its input width {channels}; got {width}"
                         )
-                    layers.append(SparseBasicBlock(width, f"subm{stage + 1}", norm_momentum))
+                    layers.append(
+                        SparseBasicBlock(width, f"subm{stage + 1}", norm_momentum, residual_conv_bias)
+                    )
                 else:
                     conv = SubMConv3d(
                         channels, width, 3, padding=padding, bias=False, indice_key=f"subm{stage + 1}"

@@ -22,13 +22,17 @@ class SparseBasicBlock(SparseSequential):
         channels: input and output width.
         indice_key: spconv key under which submanifold layers at the same resolution share their rulebook.
         norm_momentum: BatchNorm running-statistics momentum.
+        conv_bias: give both convolutions a bias, as OpenPCDet's block has (mmdetection3d's has none). Before
+            a BatchNorm a bias changes nothing the block computes; it only changes the parameter layout.
     """
 
-    def __init__(self, channels: int, indice_key: str, norm_momentum: float = 0.01) -> None:
+    def __init__(
+        self, channels: int, indice_key: str, norm_momentum: float = 0.01, conv_bias: bool = False
+    ) -> None:
         super().__init__()
-        self.conv1 = SubMConv3d(channels, channels, 3, padding=1, bias=False, indice_key=indice_key)
+        self.conv1 = SubMConv3d(channels, channels, 3, padding=1, bias=conv_bias, indice_key=indice_key)
         self.bn1 = sparse_batch_norm(channels, norm_momentum)
-        self.conv2 = SubMConv3d(channels, channels, 3, padding=1, bias=False, indice_key=indice_key)
+        self.conv2 = SubMConv3d(channels, channels, 3, padding=1, bias=conv_bias, indice_key=indice_key)
         self.bn2 = sparse_batch_norm(channels, norm_momentum)
         self.relu = nn.ReLU(inplace=True)
 

@@ -298,3 +298,14 @@ def test_collision_reads_the_box_columns_of_the_dataset(synthetic_dataroot) -> N
         waypoints, [[boxes[:1]] * 4], torch.ones(1, 4, dtype=torch.bool), 1e-3, 1e-3, ego_centre_ahead=0.0
     )
     assert collided[0].tolist() == [True, False, True, False]
+
+
+def test_horizons_without_valid_samples_are_nan_and_mismatched_boxes_are_refused() -> None:
+    pred = torch.zeros(2, 6, 2)
+    valid = torch.ones(2, 6, dtype=torch.bool)
+    valid[:, 5] = False  # both scenes end before 3 s
+    l2 = planning_l2(pred, pred + torch.tensor([0.3, 0.4]), valid)
+    assert l2["l2_at_2s"].item() == pytest.approx(0.5)
+    assert math.isnan(l2["l2_at_3s"].item()) and math.isnan(l2["l2_avg_3s"].item())
+    with pytest.raises(ValueError, match="future_boxes"):
+        planning_collisions(pred, _no_boxes(2, 5), valid)

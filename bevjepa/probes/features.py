@@ -93,13 +93,17 @@ class TokenBatch:
     forecasts: torch.Tensor | None = None
 
 
-def token_batch(features: SplitFeatures, method: str, indices: Sequence[int] | torch.Tensor) -> TokenBatch:
-    """The samples ``indices`` of ``method``'s stored features as one batch."""
+def token_batch(
+    features: SplitFeatures, method: str | None, indices: Sequence[int] | torch.Tensor
+) -> TokenBatch:
+    """The samples ``indices`` of ``method``'s stored features as one batch (``method`` None: labels only,
+    with empty (B, 0, 0) tokens, for planners that read no scene)."""
     index = torch.as_tensor(indices, dtype=torch.long)
     labels = features.labels
-    forecasts = features.forecasts.get(method)
+    forecasts = features.forecasts.get(method) if method is not None else None
+    tokens = features.tokens[method][index] if method is not None else torch.zeros(len(index), 0, 0)
     return TokenBatch(
-        tokens=features.tokens[method][index],
+        tokens=tokens,
         occupancy=labels.occupancy[index].long(),
         map_rasters=labels.map_rasters[index],
         ego_trajectory=labels.ego_trajectory[index],

@@ -1,0 +1,198 @@
+"""The probe suite: every method's heads trained on stored frozen tokens at each label fraction, scored on the
+held-out split, next to the planners that read no scene.
+
+Every run has the same number of optimizer steps whatever its label fraction (samples are drawn with
+replacement from the kept subset), so a fraction changes what a probe may read, not how long it trains.
+"""
+
+import functools
+from dataclasses import dataclass, field
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, RandomSampler
+from tqdm.auto import tqdm
+
+from bevjepa.grid import BevGrid
+from bevjepa.probes.ego_status_probe import EgoStatusProbe, mean_trajectory
+from bevjepa.probes.features import SplitFeatures, token_batch
+from bevjepa.probes.label_subsets import label_subset
+from bevjepa.probes.module import ProbeModule
+from bevjepa.probes.planning_head import NUSCENES_EGO_POSE_IN_LIDAR, candidates_in_lidar_frame
+from bevjepa.probes.trajectories import candidate_trajectories
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """How the probes train.
+
+    Attributes:
+        steps: optimizer steps of every probe run (each method, each label fraction).
+        batch_size: samples per optimizer step.
+        eval_batch_size: samples per evaluation batch.
+        learning_rate: AdamW peak learning rate (cosine decay to 0).
+        weight_decay: AdamW weight decay.
+        hidden_dim: hidden width of the heads (0: linear probes).
+        ego_hidden_dim: hidden width of the ego-status MLP planner.
+        label_fractions: shares of the training samples the probes may read.
+        seed: seeds head initialisation, label subsets and sample order.
+        forecast_steps: future keyframes the world model forecasts (1 s, 2 s, 3 s are steps 2, 4, 6).
+        step_seconds: time between future keyframes.
+        ego_pose_in_lidar: ``(x, y, yaw)`` of the ego frame in the LiDAR frame (moves the candidates).
+    """
+
+    steps: int = 300
+    batch_size: int = 16
+    eval_batch_size: int = 32
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    hidden_dim: int = 0
+    ego_hidden_dim: int = 128
+    label_fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
+    seed: int = 0
+    forecast_steps: int = 6
+    step_seconds: float = 0.5
+    ego_pose_in_lidar: tuple[float, float, float] = NUSCENES_EGO_POSE_IN_LIDAR
+
+
+@dataclass
+class SuiteResults:
+    """What the suite measured.
+
+    Attributes:
+        probes: method -> label fraction -> metric name -> value (``ProbeModule.evaluation``).
+        ego_status_planners: label fraction -> metric name -> value (``EgoStatusProbe.evaluation``).
+        modules: method -> the probe module trained on all the labels (for pictures).
+    """
+
+    probes: dict[str, dict[float, dict[str, float]]] = field(default_factory=dict)
+    ego_status_planners: dict[float, dict[str, float]] = field(default_factory=dict)
+    modules: dict[str, ProbeModule] = field(default_factory=dict)
+
+
+def _trainer(steps: int | None = None) -> L.Trainer:
+    return L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=steps if steps is not None else -1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+
+
+def _train_loader(
+    features: SplitFeatures, method: str | None, subset: torch.Tensor, settings: ProbeSettings
+) -> DataLoader:
+    sampler = RandomSampler(
+        subset.tolist(),
+        replacement=True,
+        num_samples=settings.steps * settings.batch_size,
+        generator=torch.Generator().manual_seed(settings.seed),
+    )
+    return DataLoader(
+        subset.tolist(),
+        batch_size=settings.batch_size,
+        sampler=sampler,
+        collate_fn=functools.partial(token_batch, features, method),
+    )
+
+
+def _eval_loader(features: SplitFeatures, method: str | None, settings: ProbeSettings) -> DataLoader:
+    return DataLoader(
+        list(range(len(features.labels))),
+        batch_size=settings.eval_batch_size,
+        shuffle=False,
+        collate_fn=functools.partial(token_batch, features, method),
+    )
+
+
+def probe_candidates(settings: ProbeSettings, num_steps: int) -> torch.Tensor:
+    """The fixed candidate trajectories in the LiDAR frame: (T, K, 2)."""
+    candidates = candidate_trajectories(num_steps=num_steps, step_seconds=settings.step_seconds)
+    return candidates_in_lidar_frame(candidates, settings.ego_pose_in_lidar)
+
+
+def train_probe(
+    train: SplitFeatures,
+    method: str,
+    subset: torch.Tensor,
+    grid: BevGrid,
+    token_patch: int,
+    settings: ProbeSettings,
+) -> ProbeModule:
+    """Train one method's heads on the training samples ``subset``."""
+    embed_dim = train.tokens[method].shape[-1]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        module = ProbeModule(
+            grid,
+            embed_dim,
+            token_patch,
+            probe_candidates(settings, train.labels.future_steps),
+            hidden_dim=settings.hidden_dim,
+            learning_rate=settings.learning_rate,
+            weight_decay=settings.weight_decay,
+            total_steps=settings.steps,
+        )
+    _trainer(settings.steps).fit(module, _train_loader(train, method, subset, settings))
+    return module
+
+
+def evaluate(
+    module: L.LightningModule, features: SplitFeatures, method: str | None, settings: ProbeSettings
+) -> dict:
+    """Score a trained probe on a split: its ``evaluation`` dict."""
+    _trainer().validate(module, _eval_loader(features, method, settings), verbose=False)
+    return dict(module.evaluation)
+
+
+def run_probe_suite(
+    train: SplitFeatures,
+    val: SplitFeatures,
+    grid: BevGrid,
+    token_patch: int,
+    settings: ProbeSettings,
+    progress: bool = True,
+) -> SuiteResults:
+    """Train and score every method's probes at every label fraction, and the planners without a scene.
+
+    Args:
+        train: training-split features (every method's tokens).
+        val: held-out split features.
+        grid: the BEV grid of the labels.
+        token_patch: BEV cells per token side.
+        settings: training settings.
+        progress: show a progress bar over the runs.
+
+    Returns:
+        The results, with the all-labels probe modules.
+    """
+    results = SuiteResults()
+    fractions = sorted(settings.label_fractions)
+    runs = [(method, fraction) for method in train.tokens for fraction in fractions]
+    runs += [(None, fraction) for fraction in fractions]
+    for method, fraction in tqdm(runs, desc="probes", disable=not progress):
+        subset = label_subset(len(train.labels), fraction, settings.seed)
+        if method is None:
+            labels = train.labels
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(settings.seed)
+                module = EgoStatusProbe(
+                    mean_trajectory(labels.ego_trajectory[subset], labels.valid[subset]),
+                    hidden_dim=settings.ego_hidden_dim,
+                    step_seconds=settings.step_seconds,
+                    learning_rate=settings.learning_rate,
+                    weight_decay=settings.weight_decay,
+                    total_steps=settings.steps,
+                )
+            _trainer(settings.steps).fit(module, _train_loader(train, None, subset, settings))
+            results.ego_status_planners[fraction] = evaluate(module, val, None, settings)
+            continue
+        module = train_probe(train, method, subset, grid, token_patch, settings)
+        results.probes.setdefault(method, {})[fraction] = evaluate(module, val, method, settings)
+        if fraction == fractions[-1]:
+            results.modules[method] = module
+    return results

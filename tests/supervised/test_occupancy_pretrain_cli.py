@@ -55,6 +55,10 @@ def test_a_fit_checkpoint_loads_for_the_probes(common, tmp_path):
     fit = _bevjepa("fit", *common, "--trainer.max_steps=1", "--trainer.limit_val_batches=1")
     checkpoints = sorted(tmp_path.rglob("*.ckpt"))
     assert len(checkpoints) == 1
+    hyperparameters = torch.load(checkpoints[0], weights_only=False)["hyper_parameters"]
+    assert hyperparameters["_class_path"] == "bevjepa.supervised.SupervisedOccupancyPretrainModule", (
+        "probes find the class in the checkpoint"
+    )
     loaded = SupervisedOccupancyPretrainModule.load_from_checkpoint(checkpoints[0])
     encoder = loaded.probe_encoder()
     assert isinstance(encoder, SparseBEVEncoder) and loaded.grid == fit.datamodule.grid

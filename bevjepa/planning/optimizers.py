@@ -32,6 +32,11 @@ class ActionBounds:
         return torch.tensor(self.low, device=device), torch.tensor(self.high, device=device)
 
 
+# Bounds of the ego's controls ``[acceleration (m/s^2), yaw_rate (rad/s)]``: the vehicle's braking and
+# acceleration limits, and the yaw rate of a tight urban turn.
+CONTROL_BOUNDS = ActionBounds((-8.0, -0.8), (3.0, 0.8))
+
+
 @dataclass(frozen=True)
 class CEMSettings:
     """Settings of the cross-entropy method.

@@ -53,13 +53,19 @@ class NuScenesBEVDataset(Dataset):
         return len(self.records)
 
     def _payload(self, record: KeyframeRecord) -> dict:
-        if self.cache is not None and self.cache.contains(record.scene_name, record.sample_token):
-            return self.cache.load(record.scene_name, record.sample_token)
+        if self.cache is not None:
+            try:
+                return self.cache.load(record.scene_name, record.sample_token)
+            except FileNotFoundError:
+                pass  # not preprocessed: built below
         return self.builder.build(record)
 
     def _future_voxels(self, scene_name: str, sample_token: str) -> tuple:
-        if self.cache is not None and self.cache.contains(scene_name, sample_token):
-            return self.cache.load_voxels(scene_name, sample_token)
+        if self.cache is not None:
+            try:
+                return self.cache.load_voxels(scene_name, sample_token)
+            except FileNotFoundError:
+                pass  # not preprocessed: built below
         # Only the future keyframe's own view is needed: skip its labels and futures.
         view = self.builder.keyframe_view(self.builder.index.record(sample_token))
         return view["features"], view["coords"]

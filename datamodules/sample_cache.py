@@ -1,7 +1,9 @@
 """An on-disk cache of keyframe payloads, sharded by scene under ``<root>/<options hash>/<scene>/``.
 
-Each keyframe is two files: ``<sample>.voxels.npy``, its voxels as one (V, C + 3) float32 array of features
-and ``[z, y, x]`` (what a sample also reads of each of its future keyframes, so it loads in one read), and ``<sample>.pt`` with everything else (visibility, futures, labels).
+Each keyframe is one array file (``datamodules.array_file``), ``<sample>.bin``: its voxels first (features
+(V, C) float32, coords (V, 3) int16 ``[z, y, x]``, exactly as built), then everything else (visibility,
+futures, labels) with the future tokens in the header. Loading maps the file: no unpickling and no copy
+until the collate function writes the voxels into the batch, the one copy they need.
 
 The options that made it are written beside it (``options.json``); a cache made with other options lives
 under another hash and is never read by mistake. Files are written atomically, so an interrupted
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from datamodules.array_file import array_file_bytes, read_array_file
 from datamodules.sample_options import SampleOptions
 
 
@@ -39,14 +42,10 @@ class SampleCache:
                 )
 
     def path(self, scene_name: str, sample_token: str) -> Path:
-        """Where the payload of a keyframe lives (its voxels sit beside it, see ``voxels_path``)."""
-        return self.folder / scene_name / f"{sample_token}.pt"
-
-    def voxels_path(self, scene_name: str, sample_token: str) -> Path:
-        return self.folder / scene_name / f"{sample_token}.voxels.npy"
+        """Where the payload of a keyframe lives."""
+        return self.folder / scene_name / f"{sample_token}.bin"
 
     def contains(self, scene_name: str, sample_token: str) -> bool:
-        # The payload file is written last, so its presence means both files are complete.
         return self.path(scene_name, sample_token).is_file()
 
     def save(self, scene_name: str, sample_token: str, payload: dict) -> None:
@@ -56,35 +55,39 @@ class SampleCache:
         options_file = self.folder / "options.json"
         if not options_file.is_file():
             _write_atomically(
-                options_file,
-                lambda f: f.write(json.dumps(self.options.describe(), indent=1, sort_keys=True).encode()),
+                options_file, json.dumps(self.options.describe(), indent=1, sort_keys=True).encode()
             )
-        voxels = torch.cat([payload["features"], payload["coords"].float()], dim=1).numpy()  # (V, C + 3)
-        _write_atomically(self.voxels_path(scene_name, sample_token), lambda f: np.save(f, voxels))
-        rest = {key: value for key, value in payload.items() if key not in ("features", "coords")}
-        if "future_boxes" in rest:  # one tensor instead of K keeps loading fast
-            rest["future_box_counts"] = torch.tensor([len(b) for b in rest["future_boxes"]])
-            rest["future_boxes"] = torch.cat(rest["future_boxes"])
-        _write_atomically(path, lambda f: torch.save(rest, f))
+        arrays = {"features": payload["features"].numpy(), "coords": payload["coords"].numpy()}
+        meta = {}
+        for key, value in payload.items():
+            if key in ("features", "coords"):
+                continue
+            if key == "future_tokens":
+                meta[key] = list(value)
+            elif key == "future_boxes":  # one array instead of K
+                arrays["future_box_counts"] = np.array([len(boxes) for boxes in value], dtype=np.int64)
+                arrays[key] = torch.cat(value).numpy() if value else np.zeros((0, 7), np.float32)
+            else:
+                arrays[key] = value.numpy()
+        _write_atomically(path, array_file_bytes(arrays, meta))
 
     def load_voxels(self, scene_name: str, sample_token: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """A keyframe's voxels: features (V, C) float32 and coords (V, 3) int32 ``[z, y, x]``."""
-        # One plain read: memory-mapping costs more in page faults than it saves for files read whole.
-        voxels = torch.from_numpy(np.load(self.voxels_path(scene_name, sample_token)))  # (V, C + 3)
-        return voxels[:, :-3], voxels[:, -3:].int()
+        """A keyframe's voxels: features (V, C) float32 and coords (V, 3) int16 ``[z, y, x]``."""
+        arrays, _ = read_array_file(self.path(scene_name, sample_token), ("features", "coords"))
+        return torch.from_numpy(arrays["features"]), torch.from_numpy(arrays["coords"])
 
     def load(self, scene_name: str, sample_token: str) -> dict:
         """A keyframe's whole payload, as ``SampleBuilder.build`` returned it."""
-        payload = torch.load(self.path(scene_name, sample_token), weights_only=True)
-        payload["features"], payload["coords"] = self.load_voxels(scene_name, sample_token)
+        arrays, meta = read_array_file(self.path(scene_name, sample_token))
+        payload: dict = {name: torch.from_numpy(array) for name, array in arrays.items()}
+        payload.update(meta)
         if "future_box_counts" in payload:
             counts = payload.pop("future_box_counts").tolist()
             payload["future_boxes"] = list(torch.split(payload["future_boxes"], counts))
         return payload
 
 
-def _write_atomically(path: Path, write) -> None:
+def _write_atomically(path: Path, content: bytes) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "wb") as file:
-        write(file)
+    temporary.write_bytes(content)
     temporary.replace(path)

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from bevjepa.grid import BevGrid
 
 # Bump when the content or layout of cached samples changes, so that old caches are refused.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
   python tools/create_data.py --dataroot data/synthetic_demo --version v1.0-demo --cache-dir data/cache \
       --splits train val --workers 2
 
-The cache lands in CACHE_DIR/<options hash>/<scene>/<sample>.pt with the options written beside it, so a
+The cache lands in CACHE_DIR/<options hash>/<scene>/<sample>.bin with the options written beside it, so a
 change of grid or options writes a new cache instead of mixing the two. Existing files are kept: an
 interrupted run resumes. Pass the same options to the DataModule (``cache_dir``) to read it.
 """

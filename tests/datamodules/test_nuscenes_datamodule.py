@@ -75,7 +75,7 @@ def test_cached_and_on_the_fly_batches_are_identical(synthetic_dataroot, tmp_pat
     for record in dataset.records:
         dataset.cache.save(record.scene_name, record.sample_token, cached_module.builder.build(record))
     # Futures of the last train samples live in the train scene too; all payloads are now cached.
-    assert len(list((tmp_path / "cache").rglob("*.pt"))) == len(dataset.records)
+    assert len(list((tmp_path / "cache").rglob("*.bin"))) == len(dataset.records)
     cached = _batches(cached_module)
     assert len(cached) == len(on_the_fly)
     for first, second in zip(on_the_fly, cached, strict=True):

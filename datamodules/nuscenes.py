@@ -12,6 +12,7 @@ from bevjepa.grid import BevGrid
 from datamodules.collate import collate_bev_batch
 from datamodules.nuscenes_dataset import NuScenesBEVDataset, OnBadSample
 from datamodules.nuscenes_index import NuScenesIndex, open_nuscenes
+from datamodules.resumable_sampler import ResumableDistributedSampler
 from datamodules.sample_builder import SampleBuilder
 from datamodules.sample_cache import SampleCache
 from datamodules.sample_options import SampleOptions
@@ -38,7 +39,8 @@ class NuScenesBEVDataModule(L.LightningDataModule):
         cache_dir: read preprocessed samples from here (``tools/create_data.py``); missing ones are built.
         batch_size, num_workers: DataLoader settings.
         on_bad_sample: ``raise`` (stop, naming the sample and file) or ``skip`` (log and count).
-        seed: seeds the training order.
+        seed: seeds the training order, a pure function of (seed, epoch) split across ranks; a run resumed
+            from a checkpoint goes on with the samples the interrupted run had not reached.
     """
 
     def __init__(
@@ -81,6 +83,8 @@ class NuScenesBEVDataModule(L.LightningDataModule):
         self.on_bad_sample: OnBadSample = on_bad_sample
         self.seed = seed
         self.skipped_samples = 0
+        # Where training is in its order: samples of this rank consumed in ``epoch`` (saved in checkpoints).
+        self.train_position = {"epoch": 0, "samples": 0}
         self._builder: SampleBuilder | None = None
         self._datasets: dict[str, NuScenesBEVDataset] = {}
 
@@ -126,30 +130,50 @@ class NuScenesBEVDataModule(L.LightningDataModule):
         elif stage == "predict":
             self.dataset(self.splits["test"])
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, sampler: torch.utils.data.Sampler | None = None) -> DataLoader:
         return DataLoader(
             self.dataset(split),
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate_bev_batch,
-            generator=torch.Generator().manual_seed(self.seed),
             persistent_workers=self.num_workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.splits["fit"], shuffle=True)
+        dataset = self.dataset(self.splits["fit"])
+        trainer = self.trainer
+        sampler = ResumableDistributedSampler(
+            dataset,
+            num_replicas=trainer.world_size if trainer is not None else 1,
+            rank=trainer.global_rank if trainer is not None else 0,
+            seed=self.seed,
+            resume_epoch=self.train_position["epoch"],
+            resume_samples=self.train_position["samples"],
+        )
+        return self._loader(self.splits["fit"], sampler)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.splits["validate"], shuffle=False)
+        return self._loader(self.splits["validate"])
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.splits["test"], shuffle=False)
+        return self._loader(self.splits["test"])
 
     def predict_dataloader(self) -> DataLoader:
-        return self._loader(self.splits["test"], shuffle=False)
+        return self._loader(self.splits["test"])
+
+    def state_dict(self) -> dict:
+        return {"train_position": dict(self.train_position)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.train_position = dict(state_dict["train_position"])
 
     def on_after_batch_transfer(self, batch: BevBatch, dataloader_idx: int) -> BevBatch:
+        trainer = self.trainer
+        if trainer is not None and trainer.training:  # called once per batch the training step receives
+            if self.train_position["epoch"] != trainer.current_epoch:
+                self.train_position = {"epoch": trainer.current_epoch, "samples": 0}
+            self.train_position["samples"] += len(batch.sample_tokens) + len(batch.skipped_sample_tokens)
         if batch.skipped_sample_tokens:
             self.skipped_samples += len(batch.skipped_sample_tokens)
             log.warning(

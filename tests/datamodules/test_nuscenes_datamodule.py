@@ -25,7 +25,7 @@ def _datamodule(dataroot: Path, version: str, **overrides) -> NuScenesBEVDataMod
 
 def _batches(datamodule: NuScenesBEVDataModule, split: str = "train") -> list[BevBatch]:
     datamodule.setup("fit")
-    loader = datamodule._loader(split, shuffle=False)
+    loader = datamodule._loader(split)
     return list(loader)
 
 

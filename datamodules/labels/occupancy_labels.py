@@ -12,14 +12,11 @@ Pass the visibility of the keyframe sweep alone (``visibility.keyframe_sweep``):
 objects along their path, and that smear would read as static obstacle.
 """
 
-import functools
 from collections.abc import Sequence
 
-import numba
 import numpy as np
-import torch
 
-from bevjepa.geometry.boxes import box_corners_bev
+from bevjepa.geometry.bev_raster import boxes_to_bev_mask
 from bevjepa.grid import BevGrid
 from datamodules.visibility import FREE as VISIBLE_FREE
 from datamodules.visibility import OCCUPIED as VISIBLE_OCCUPIED
@@ -78,72 +75,6 @@ def occupancy_class(category: str) -> int | None:
     raise ValueError(f"{category!r} is not a nuScenes category or detection class name")
 
 
-@functools.lru_cache(maxsize=8)
-def _cell_centres(grid: BevGrid) -> np.ndarray:
-    return np.ascontiguousarray(grid.bev_cell_centers().numpy())  # (H, W, 2)
-
-
-@numba.njit(cache=True)
-def _mark_footprints(
-    centres: np.ndarray,
-    boxes: np.ndarray,
-    coses: np.ndarray,
-    sines: np.ndarray,
-    windows: np.ndarray,
-    mask: np.ndarray,
-) -> None:
-    """Mark the cells of each box's window ``[row_lo, row_hi, col_lo, col_hi]`` whose centre lies in its
-    footprint, with the arithmetic of ``points_to_box_frames`` term for term so boundary cells agree exactly."""
-    for i in range(boxes.shape[0]):
-        half_length, half_width = boxes[i, 3] / 2, boxes[i, 4] / 2
-        for row in range(windows[i, 0], windows[i, 1] + 1):
-            for col in range(windows[i, 2], windows[i, 3] + 1):
-                offset_x = centres[row, col, 0] - boxes[i, 0]
-                offset_y = centres[row, col, 1] - boxes[i, 1]
-                local_x = offset_x * coses[i] + offset_y * sines[i]
-                local_y = -offset_x * sines[i] + offset_y * coses[i]
-                if abs(local_x) <= half_length and abs(local_y) <= half_width:
-                    mask[row, col] = True
-
-
-def box_footprints(boxes: np.ndarray, grid: BevGrid) -> np.ndarray:
-    """The cells ``bevjepa.geometry.bev_raster.boxes_to_bev_mask`` marks (centre inside the footprint, plus
-    each box's centre cell), testing each box only against the cells around it instead of the whole grid.
-
-    Args:
-        boxes: (M, 7) boxes in the grid's frame.
-        grid: the grid.
-
-    Returns:
-        (H, W) bool.
-    """
-    height, width = grid.bev_shape
-    mask = np.zeros((height, width), dtype=bool)
-    if len(boxes) == 0:
-        return mask
-    cell_x, cell_y = grid.bev_cell_size
-    x_min, y_min = grid.point_cloud_range[:2]
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
-    corners = box_corners_bev(boxes)  # (M, 4, 2)
-    # Each box's window of candidate cells: the index range its corners span.
-    windows = np.stack(
-        [
-            np.maximum(np.floor((corners[..., 1].min(1) - y_min) / cell_y), 0),
-            np.minimum(np.floor((corners[..., 1].max(1) - y_min) / cell_y), height - 1),
-            np.maximum(np.floor((corners[..., 0].min(1) - x_min) / cell_x), 0),
-            np.minimum(np.floor((corners[..., 0].max(1) - x_min) / cell_x), width - 1),
-        ],
-        axis=1,
-    ).astype(np.int64)  # (M, 4) [row_lo, row_hi, col_lo, col_hi]
-    # cos and sin as whole arrays, as ``points_to_box_frames`` computes them.
-    _mark_footprints(_cell_centres(grid), boxes, np.cos(boxes[:, 6]), np.sin(boxes[:, 6]), windows, mask)
-    # Boxes smaller than a cell still mark the cell of their centre.
-    centre_cells = grid.metric_to_bev_index(torch.from_numpy(boxes[:, :2].copy())).numpy()  # (M, 2)
-    centre_cells = centre_cells[centre_cells[:, 0] >= 0]
-    mask[centre_cells[:, 0], centre_cells[:, 1]] = True
-    return mask
-
-
 def occupancy_label(
     boxes_lidar: np.ndarray,
     categories: Sequence[str],
@@ -176,13 +107,13 @@ def occupancy_label(
     # A cell touches a box when its centre lies within half a cell diagonal of the box's outline.
     grown = boxes_lidar.copy()
     grown[:, 3:5] += 2 * (box_margin_m + 0.5 * float(np.hypot(*grid.bev_cell_size)))
-    near_boxes = box_footprints(grown, grid)
+    near_boxes = boxes_to_bev_mask(grown, grid)
     label[near_boxes & (visibility == VISIBLE_OCCUPIED)] = IGNORE
     # Later classes win where boxes overlap: a cyclist's rider over its bicycle, a pedestrian by a car.
     for occupancy in (None, STATIC_OBSTACLE, VEHICLE, VULNERABLE):
         selected = np.array([c == occupancy for c in classes], dtype=bool)
         if selected.any():
-            label[box_footprints(boxes_lidar[selected], grid)] = IGNORE if occupancy is None else occupancy
+            label[boxes_to_bev_mask(boxes_lidar[selected], grid)] = IGNORE if occupancy is None else occupancy
     return label
 
 

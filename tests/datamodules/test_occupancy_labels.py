@@ -9,6 +9,7 @@ from nuscenes.utils.geometry_utils import transform_matrix
 from pyquaternion import Quaternion
 
 from bevjepa.geometry.bev_raster import boxes_to_bev_mask
+from bevjepa.geometry.boxes import points_to_box_frames
 from bevjepa.grid import BevGrid
 from datamodules.labels import (
     FREE,
@@ -22,7 +23,6 @@ from datamodules.labels import (
     occupancy_labels_over_time,
     sample_boxes_lidar,
 )
-from datamodules.labels.occupancy_labels import box_footprints
 from datamodules.sample_records import FusedPoints
 from datamodules.visibility import FREE as SEEN_FREE
 from datamodules.visibility import OCCUPIED, UNOBSERVED, bev_visibility
@@ -68,7 +68,24 @@ def test_unknown_category_is_refused():
         occupancy_class("spaceship")
 
 
-def test_box_footprints_equal_the_whole_grid_rasteriser(real_frame):
+def whole_grid_footprints(boxes: np.ndarray, grid: BevGrid) -> np.ndarray:
+    """Reference: every cell centre tested against every box, plus each box's centre cell."""
+    height, width = grid.bev_shape
+    centres = np.concatenate(
+        [grid.bev_cell_centers().numpy().reshape(-1, 2), np.zeros((height * width, 1))], 1
+    )
+    local = points_to_box_frames(centres, np.asarray(boxes, dtype=np.float64).reshape(-1, 7))  # (M, H * W, 3)
+    inside = (np.abs(local[..., 0]) <= boxes[:, None, 3] / 2) & (
+        np.abs(local[..., 1]) <= boxes[:, None, 4] / 2
+    )
+    mask = inside.any(axis=0).reshape(height, width)
+    cells = grid.metric_to_bev_index(torch.from_numpy(np.array(boxes[:, :2], dtype=np.float64))).numpy()
+    cells = cells[cells[:, 0] >= 0]
+    mask[cells[:, 0], cells[:, 1]] = True
+    return mask
+
+
+def test_box_footprints_equal_the_whole_grid_reference(real_frame):
     rng = np.random.default_rng(5)
     random_boxes = np.column_stack(
         [
@@ -81,7 +98,7 @@ def test_box_footprints_equal_the_whole_grid_rasteriser(real_frame):
     )
     for grid in (BevGrid(), GRID, BevGrid(voxel_size=(0.4, 0.4, 0.2))):
         for boxes in (real_frame.boxes, random_boxes, np.zeros((0, 7))):
-            np.testing.assert_array_equal(box_footprints(boxes, grid), boxes_to_bev_mask(boxes, grid))
+            np.testing.assert_array_equal(boxes_to_bev_mask(boxes, grid), whole_grid_footprints(boxes, grid))
 
 
 def test_rules_on_a_hand_made_scene():

@@ -1,5 +1,6 @@
 """BEV heads the planning energy reads from predicted tokens: the probe suite's occupancy, map and
-planning-cost heads (trained on frozen tokens), and the ego-status MLP of the ego-status-only policy."""
+planning-cost heads (trained on frozen tokens with the suite's own training), and the ego-status MLP of the
+ego-status-only policy."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -7,8 +8,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bevjepa.grid import BevGrid
 from bevjepa.probes.ego_status_planners import EgoStatusMLP
-from bevjepa.probes.module import ProbeModule
+from bevjepa.probes.features import SplitFeatures, SplitLabels
+from bevjepa.probes.module import ProbeModule, cosine_factor
+from bevjepa.probes.suite import ProbeSettings, train_probe
 
 FREE_CLASS = 0
 DRIVABLE_LAYER = 0
@@ -77,3 +81,72 @@ class PlanningHeads:
     def cost_map(self, tokens: torch.Tensor) -> torch.Tensor:
         """(M, H, W) planning cost."""
         return self.cost(tokens)[:, 0]
+
+
+def train_ego_status_mlp(
+    labels: SplitLabels, steps: int, hidden: int, learning_rate: float, batch_size: int, seed: int
+) -> EgoStatusMLP:
+    """Fit the ego-status MLP to the logged trajectories (mean L2 over valid steps), AdamW with cosine decay.
+
+    Args:
+        labels: a split's stacked labels (ego status now, logged trajectory, valid steps).
+        steps, batch_size: optimizer steps and samples per step (drawn with replacement, seeded).
+        hidden: hidden width.
+        learning_rate: AdamW peak.
+        seed: initialisation and sampling seed.
+
+    Returns:
+        The trained MLP, frozen.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        mlp = EgoStatusMLP(labels.future_steps, hidden)
+    optimizer = torch.optim.AdamW(mlp.parameters(), lr=learning_rate, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_factor(step, steps))
+    valid = labels.valid.float()
+    for _ in range(steps):
+        index = torch.randint(len(labels), (batch_size,), generator=generator)
+        errors = torch.linalg.vector_norm(
+            mlp(labels.ego_status[index]) - labels.ego_trajectory[index], dim=-1
+        )
+        loss = (errors * valid[index]).sum() / valid[index].sum().clamp(min=1)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return mlp.eval().requires_grad_(False)
+
+
+def train_planning_heads(
+    features: SplitFeatures,
+    method: str,
+    grid: BevGrid,
+    token_patch: int,
+    settings: ProbeSettings,
+    ego_status_steps: int,
+) -> PlanningHeads:
+    """Train the probe suite's heads on a method's frozen tokens (all labels) and the ego-status MLP.
+
+    Args:
+        features: the training split's tokens and labels.
+        method: whose tokens.
+        grid: the labels' BEV grid.
+        token_patch: BEV cells per token side.
+        settings: the probe training settings.
+        ego_status_steps: optimizer steps of the ego-status MLP.
+
+    Returns:
+        The heads.
+    """
+    everything = torch.arange(len(features.labels))
+    module = train_probe(features, method, everything, grid, token_patch, settings)
+    mlp = train_ego_status_mlp(
+        features.labels,
+        ego_status_steps,
+        settings.ego_hidden_dim,
+        settings.learning_rate,
+        settings.batch_size,
+        settings.seed,
+    )
+    return PlanningHeads.from_probe_module(module, mlp)

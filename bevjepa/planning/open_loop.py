@@ -5,7 +5,7 @@ logged one with the planning metrics (L2 and collisions, both conventions)."""
 import torch
 
 from bevjepa.batch import BevBatch, VoxelBatch
-from bevjepa.metrics import PlanningMetrics
+from bevjepa.metrics import PLANNING_HORIZONS_STEPS, PlanningMetrics
 from bevjepa.planning.energy import LatentPlanningEnergy
 from bevjepa.planning.goals import keyframe_goal
 from bevjepa.planning.kinematics import integrate_controls, world_model_actions
@@ -43,9 +43,7 @@ def plan_logged_batch(
     goal = keyframe_goal(world_model.target_tokens(_to(batch.futures.voxels[horizon - 1], device)))
     speed = batch.labels.ego_status[:, 3].to(device)
     result = optimizer.plan(energy.bind(context, speed, goal), len(speed), generator, device=device)
-    _, _, trajectory = world_model_actions(
-        integrate_controls(result.actions.double(), speed.double()[:, None])
-    )
+    _, _, trajectory = world_model_actions(integrate_controls(result.actions.double(), speed.double()))
     return trajectory.float()
 
 
@@ -55,7 +53,8 @@ def open_loop_metrics(
     batches,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Planning metrics of latent MPC over logged batches (only samples whose horizon keyframe exists).
+    """Planning metrics of latent MPC over logged batches (only samples whose horizon keyframe exists), at
+    the metric horizons (1 s, 2 s, 3 s) within the planner's horizon.
 
     Returns:
         ``PlanningMetrics.compute()`` as floats, plus ``samples``.
@@ -70,7 +69,8 @@ def open_loop_metrics(
         if not keep.any():
             continue
         if metrics is None:
-            metrics = PlanningMetrics(horizon)
+            horizons = {name: steps for name, steps in PLANNING_HORIZONS_STEPS.items() if steps <= horizon}
+            metrics = PlanningMetrics(horizon, horizons)
         metrics.update(
             trajectory[keep],
             labels.ego_trajectory[keep, :horizon],

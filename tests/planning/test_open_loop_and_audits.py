@@ -1,0 +1,109 @@
+"""Open-loop planning on logged keyframes, the BEV heads the energy reads, and the world-model audits."""
+
+import functools
+import math
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from bevjepa.encoders import SparseBEVEncoder
+from bevjepa.encoders.tokens import token_grid_shape
+from bevjepa.grid import BevGrid
+from bevjepa.jepa import BEVPredictor, JEPAPretrainModule
+from bevjepa.planning.audits import audit_instant, summarise_audits
+from bevjepa.planning.closed_loop import EpisodeRunner, EpisodeSettings
+from bevjepa.planning.energy import LatentPlanningEnergy
+from bevjepa.planning.heads import PlanningHeads
+from bevjepa.planning.open_loop import open_loop_metrics
+from bevjepa.planning.optimizers import CONTROL_BOUNDS, CEMSettings, CrossEntropyMethod
+from bevjepa.planning.world_model import LatentWorldModel
+from bevjepa.probes.module import ProbeModule
+from bevjepa.probes.trajectories import candidate_trajectories
+from bevjepa.sim.presets import get_preset
+from bevjepa.sim.town import generate_town
+from datamodules.collate import collate_bev_batch
+from datamodules.live_frames import LiveSensorFrames
+from datamodules.nuscenes import NuScenesBEVDataModule
+
+GRID = BevGrid([-38.4, -38.4, -5.0, 38.4, 38.4, 3.0], [0.4, 0.4, 0.25], 8)
+HORIZON = 3
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def world_model() -> LatentWorldModel:
+    torch.manual_seed(0)
+    module = JEPAPretrainModule(
+        GRID,
+        in_channels=10,
+        encoder=functools.partial(
+            SparseBEVEncoder,
+            embed_dim=16,
+            bev_channels=16,
+            base_channels=8,
+            encoder_channels=((8,), (16,), (16,), (16,)),
+            encoder_paddings=((1,), (1,), (1,), ((0, 1, 1),)),
+            sparse_output_channels=16,
+        ),
+        predictor=functools.partial(BEVPredictor, width=16, depth=1, num_heads=2, max_time_offset=HORIZON),
+        token_patch=2,
+    )
+    return LatentWorldModel(module)
+
+
+def _heads() -> PlanningHeads:
+    torch.manual_seed(1)
+    module = ProbeModule(GRID, 16, 2, candidate_trajectories(num_steps=HORIZON))
+    return PlanningHeads.from_probe_module(module)
+
+
+def test_heads_give_probabilities_and_costs_on_the_bev_cells() -> None:
+    heads = _heads()
+    tokens = torch.randn(5, math.prod(token_grid_shape(GRID, 2)), 16)
+    for bev_map in (heads.collision_map(tokens), heads.off_road_map(tokens)):
+        assert bev_map.shape == (5, *GRID.bev_shape)
+        assert (bev_map >= 0).all() and (bev_map <= 1).all()
+    assert heads.cost_map(tokens).shape == (5, *GRID.bev_shape)
+
+
+def test_open_loop_plans_score_in_both_conventions(synthetic_dataroot, world_model) -> None:
+    dataroot, version = synthetic_dataroot
+    data = NuScenesBEVDataModule(
+        str(dataroot), version, grid=GRID, lidar_sweeps=3, radar_sweeps=3, future_steps=HORIZON, batch_size=2
+    )
+    loader = DataLoader(Subset(data.dataset("train"), range(2)), batch_size=2, collate_fn=collate_bev_batch)
+    heads = _heads()
+    energy = LatentPlanningEnergy(
+        world_model,
+        collision_map=heads.collision_map,
+        off_road_map=heads.off_road_map,
+        cost_map=heads.cost_map,
+    )
+    cem = CrossEntropyMethod(CONTROL_BOUNDS, CEMSettings(horizon=HORIZON, samples=8, elites=2, iterations=2))
+    metrics = open_loop_metrics(energy, cem, loader, seed=0)
+    assert metrics["samples"] == 2
+    for name in ("l2_at_1s", "l2_avg_1s", "collision_at_1s", "collision_avg_1s"):
+        assert math.isfinite(metrics[name]) and metrics[name] >= 0, name
+
+
+def test_audit_instant_compares_turns_with_their_true_outcomes(world_model) -> None:
+    town = generate_town("boston-seaport", 1234, get_preset("tiny").simulator.town)
+    runner = EpisodeRunner(get_preset("tiny").simulator_for(town.location), EpisodeSettings())
+
+    def frames(location: str) -> LiveSensorFrames:
+        return LiveSensorFrames(GRID, 3, True, 3, location=location)
+
+    instant = audit_instant(world_model, runner, frames, town, seed=1, warmup_plans=1, candidates=8)
+    assert instant.distances.shape == (2, 2) and (instant.distances > 0).all()
+    assert instant.left_closer_to_left == bool(instant.distances[0, 0] < instant.distances[0, 1])
+    assert -1.0 <= instant.rank_correlation <= 1.0
+    summary = summarise_audits([instant])
+    assert summary["instants"] == 1 and 0.0 <= summary["turn_prediction_closer_to_own_outcome"] <= 1.0

@@ -2,7 +2,9 @@
 
 A token covers ``patch x patch`` BEV cells; the head maps each token on its own (no mixing between tokens, so
 what a probe reads out is what the token holds) to ``patch * patch * C`` values and lays them out on the
-token's cells.
+token's cells. Tokens are first standardised per dimension (a BatchNorm without affine parameters, as MAE's
+linear probe does): layer-normalised tokens of a frozen encoder can differ from each other by little in
+absolute terms, and a fixed per-dimension scale lets a linear probe read those differences whatever their size.
 """
 
 import torch
@@ -49,6 +51,7 @@ class TokenCellHead(nn.Module):
         self.token_shape = tuple(token_shape)
         self.patch = patch
         self.out_channels = out_channels
+        self.standardize = nn.BatchNorm1d(embed_dim, affine=False, eps=1e-6)
         outputs = patch * patch * out_channels
         if hidden_dim:
             self.net = nn.Sequential(
@@ -59,7 +62,8 @@ class TokenCellHead(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, N, D) tokens -> (B, C, H, W) per-cell outputs."""
-        return tokens_to_cells(self.net(tokens), self.token_shape, self.patch)
+        standardized = self.standardize(tokens.flatten(0, 1)).view_as(tokens)  # (B, N, D)
+        return tokens_to_cells(self.net(standardized), self.token_shape, self.patch)
 
 
 def occupancy_head(

@@ -70,6 +70,9 @@ def probe_picture(module: ProbeModule, batch: TokenBatch, title: str) -> Figure:
         with_status[:, 0], with_status[:, 1], "s--", color="cyan", markersize=3, label="chosen + ego status"
     )
     row[4].legend(fontsize=7, loc="lower right")
+    x_min, y_min, _, x_max, y_max, _ = grid.point_cloud_range
+    row[4].set_xlim(x_min, x_max)  # fast candidates leave the grid within 3 s
+    row[4].set_ylim(y_min, y_max)
     row[5].axis("off")
     forecast = outputs.get("forecast")
     for column, (horizon, step) in enumerate(HORIZON_STEPS.items()):

@@ -1,6 +1,7 @@
 """The planning-cost probe: a cost map read from frozen tokens scores a fixed set of candidate ego trajectories.
 
-Each candidate's score is minus the cost summed over its waypoints (bilinear look-up in the cost map);
+Each candidate's score is minus the cost summed over its waypoints (bilinear look-up in the cost map; a
+waypoint beyond the grid reads the nearest border cell);
 with ego status, an MLP of the ego's current motion adds a per-candidate term. Training is a classification
 over candidates whose target is the candidate nearest to the logged trajectory; the plan is the best-scored
 candidate.

@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
     heads = planning_heads(args, config, frozen).to(args.device)
     heads_done = time.perf_counter()
     data, episodes = config["data"], config["episodes"]
-    horizon = min(world_model.max_steps, data.get("future_steps", 6))
+    horizon = min(config["cem"].pop("horizon"), world_model.max_steps, data.get("future_steps", 6))
     names = [n.strip() for n in args.policies.split(",") if n.strip()]
     policies = make_policies(names, world_model, heads, config, horizon)
 

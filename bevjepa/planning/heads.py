@@ -11,6 +11,7 @@ from torch import nn
 from bevjepa.grid import BevGrid
 from bevjepa.probes.ego_status_planners import EgoStatusMLP
 from bevjepa.probes.features import SplitFeatures, SplitLabels
+from bevjepa.probes.heads import TokenCellHead, map_head, occupancy_head
 from bevjepa.probes.module import ProbeModule, cosine_factor
 from bevjepa.probes.suite import ProbeSettings, train_probe
 
@@ -48,13 +49,27 @@ class PlanningHeads:
         return heads
 
     def save(self, path: Path) -> None:
-        """Write the heads (whole modules) to ``path``."""
+        """Write the heads' weights and shapes to ``path``."""
+        cost = self.cost
+        hidden = cost.net[0].out_features if isinstance(cost.net, nn.Sequential) else 0
+        mlp = self.ego_status_mlp
         torch.save(
             {
-                "occupancy": self.occupancy,
-                "map": self.map,
-                "cost": self.cost,
-                "ego_status_mlp": self.ego_status_mlp,
+                "shape": {
+                    "embed_dim": cost.standardize.num_features,
+                    "token_shape": list(cost.token_shape),
+                    "patch": cost.patch,
+                    "hidden_dim": hidden,
+                },
+                "ego_status_mlp": None
+                if mlp is None
+                else {"num_steps": mlp.num_steps, "hidden": mlp.layers[0].out_features},
+                "weights": {
+                    "occupancy": self.occupancy.state_dict(),
+                    "map": self.map.state_dict(),
+                    "cost": cost.state_dict(),
+                    "ego_status_mlp": None if mlp is None else mlp.state_dict(),
+                },
             },
             path,
         )
@@ -62,7 +77,23 @@ class PlanningHeads:
     @classmethod
     def load(cls, path: Path) -> "PlanningHeads":
         """Read heads written by ``save``."""
-        return cls(**torch.load(path, map_location="cpu", weights_only=False))
+        stored = torch.load(path, map_location="cpu", weights_only=True)
+        shape, weights = stored["shape"], stored["weights"]
+        arguments = (shape["embed_dim"], tuple(shape["token_shape"]), shape["patch"])
+        heads = {
+            "occupancy": occupancy_head(*arguments, shape["hidden_dim"]),
+            "map": map_head(*arguments, shape["hidden_dim"]),
+            "cost": TokenCellHead(*arguments, 1, shape["hidden_dim"]),
+        }
+        for name, head in heads.items():
+            head.load_state_dict(weights[name])
+            head.eval().requires_grad_(False)
+        mlp = None
+        if stored["ego_status_mlp"] is not None:
+            mlp = EgoStatusMLP(**stored["ego_status_mlp"])
+            mlp.load_state_dict(weights["ego_status_mlp"])
+            mlp.eval().requires_grad_(False)
+        return cls(**heads, ego_status_mlp=mlp)
 
     def to(self, device: torch.device | str) -> "PlanningHeads":
         for head in (self.occupancy, self.map, self.cost, self.ego_status_mlp):

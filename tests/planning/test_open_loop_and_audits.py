@@ -65,9 +65,12 @@ def _heads() -> PlanningHeads:
     return PlanningHeads.from_probe_module(module)
 
 
-def test_heads_give_probabilities_and_costs_on_the_bev_cells() -> None:
+def test_heads_give_probabilities_and_costs_on_the_bev_cells_and_survive_saving(tmp_path) -> None:
     heads = _heads()
     tokens = torch.randn(5, math.prod(token_grid_shape(GRID, 2)), 16)
+    heads.save(tmp_path / "heads.pt")
+    loaded = PlanningHeads.load(tmp_path / "heads.pt")
+    assert torch.equal(loaded.cost_map(tokens), heads.cost_map(tokens)) and loaded.ego_status_mlp is None
     for bev_map in (heads.collision_map(tokens), heads.off_road_map(tokens)):
         assert bev_map.shape == (5, *GRID.bev_shape)
         assert (bev_map >= 0).all() and (bev_map <= 1).all()

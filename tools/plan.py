@@ -144,7 +144,7 @@ def planning_heads(args: argparse.Namespace, config: dict, frozen: FrozenEncoder
 def make_policies(
     names: list[str], world_model: LatentWorldModel, heads: PlanningHeads, config: dict, horizon: int
 ) -> dict:
-    cem_settings = CEMSettings(horizon=horizon, **config["cem"])
+    cem_settings = CEMSettings(**{**config["cem"], "horizon": horizon})
     energy = LatentPlanningEnergy(
         world_model,
         EnergyWeights(**config["energy"]),
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
     heads = planning_heads(args, config, frozen).to(args.device)
     heads_done = time.perf_counter()
     data, episodes = config["data"], config["episodes"]
-    horizon = min(config["cem"].pop("horizon"), world_model.max_steps, data.get("future_steps", 6))
+    horizon = min(config["cem"]["horizon"], world_model.max_steps, data.get("future_steps", 6))
     names = [n.strip() for n in args.policies.split(",") if n.strip()]
     policies = make_policies(names, world_model, heads, config, horizon)
 
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> dict:
         loader = DataLoader(dataset, batch_size=module.batch_size, collate_fn=collate_bev_batch)
         energy = policies["jepa_mpc_cem"].energy if "jepa_mpc_cem" in policies else None
         if energy is not None:
-            cem = CrossEntropyMethod(CONTROL_BOUNDS, CEMSettings(horizon=horizon, **config["cem"]))
+            cem = CrossEntropyMethod(CONTROL_BOUNDS, CEMSettings(**{**config["cem"], "horizon": horizon}))
             open_loop = open_loop_metrics(energy, cem, loader, seed=config["seed"])
     finished = time.perf_counter()
 

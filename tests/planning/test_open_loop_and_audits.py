@@ -14,10 +14,11 @@ from bevjepa.jepa import BEVPredictor, JEPAPretrainModule
 from bevjepa.planning.audits import audit_instant, summarise_audits
 from bevjepa.planning.closed_loop import EpisodeRunner, EpisodeSettings
 from bevjepa.planning.energy import LatentPlanningEnergy
-from bevjepa.planning.heads import PlanningHeads
+from bevjepa.planning.heads import PlanningHeads, train_ego_status_mlp
 from bevjepa.planning.open_loop import open_loop_metrics
 from bevjepa.planning.optimizers import CONTROL_BOUNDS, CEMSettings, CrossEntropyMethod
 from bevjepa.planning.world_model import LatentWorldModel
+from bevjepa.probes.features import SplitLabels
 from bevjepa.probes.module import ProbeModule
 from bevjepa.probes.trajectories import candidate_trajectories
 from bevjepa.sim.presets import get_preset
@@ -110,3 +111,24 @@ def test_audit_instant_compares_turns_with_their_true_outcomes(world_model) -> N
     assert -1.0 <= instant.rank_correlation <= 1.0
     summary = summarise_audits([instant])
     assert summary["instants"] == 1 and 0.0 <= summary["turn_prediction_closer_to_own_outcome"] <= 1.0
+
+
+def test_ego_status_mlp_learns_to_extrapolate_the_ego_motion() -> None:
+    generator = torch.Generator().manual_seed(0)
+    speeds = 12 * torch.rand(256, generator=generator)
+    status = torch.stack([torch.zeros_like(speeds), speeds, torch.zeros_like(speeds), speeds], -1)
+    times = 0.5 * torch.arange(1, 7)
+    trajectory = torch.stack([torch.zeros(256, 6), -0.943713 + speeds[:, None] * times], -1)
+    labels = SplitLabels(
+        sample_tokens=[str(i) for i in range(256)],
+        occupancy=torch.zeros(256, 7, 1, 1, dtype=torch.uint8),
+        map_rasters=torch.zeros(256, 6, 1, 1, dtype=torch.bool),
+        ego_trajectory=trajectory,
+        ego_status=status,
+        valid=torch.ones(256, 6, dtype=torch.bool),
+        poses=torch.eye(4).expand(256, 6, 4, 4),
+        future_boxes=[[torch.zeros(0, 7)] * 6] * 256,
+    )
+    mlp = train_ego_status_mlp(labels, steps=300, hidden=64, learning_rate=3e-3, batch_size=32, seed=0)
+    error = torch.linalg.vector_norm(mlp(status) - trajectory, dim=-1).mean()
+    assert error < 0.5, error

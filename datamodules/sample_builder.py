@@ -93,9 +93,13 @@ class SampleBuilder:
         payload, lidar = self._own_view(record)
         future_records = self.index.records_of(record.future_sample_tokens[: self.options.future_steps])
         payload.update(self._futures(record, future_records))
-        payload["target_visibility"] = torch.from_numpy(self._target_view(record, lidar, future_records))
+        # Neighbouring keyframe sweeps aligned into this frame, by sample token: the target view and the
+        # future occupancy labels both need them, and each is fused once.
+        aligned: dict[str, FusedPoints] = {}
+        target_view = self._target_view(record, lidar, future_records, aligned)
+        payload["target_visibility"] = torch.from_numpy(target_view)
         if self.options.labels:
-            payload.update(self._labels(record, lidar, future_records))
+            payload.update(self._labels(record, lidar, future_records, aligned))
         return payload
 
     def _futures(self, record: KeyframeRecord, future_records: list[KeyframeRecord]) -> dict:
@@ -119,13 +123,25 @@ class SampleBuilder:
         missing = record.future_sample_tokens[len(later) : window]
         return past + later + self.index.records_of(missing)
 
-    def _aligned_keyframe_sweep(self, current: KeyframeRecord, other: KeyframeRecord) -> FusedPoints:
-        fused = fuse_lidar_sweeps(_keyframe_sweep_only(other))
-        return transform_fused(fused, np.linalg.inv(current.lidar_to_global) @ other.lidar_to_global)
+    def _aligned_keyframe_sweep(
+        self, current: KeyframeRecord, other: KeyframeRecord, aligned: dict[str, FusedPoints]
+    ) -> FusedPoints:
+        """``other``'s keyframe sweep in ``current``'s frame, fused on first use and kept in ``aligned``."""
+        if other.sample_token not in aligned:
+            fused = fuse_lidar_sweeps(_keyframe_sweep_only(other))
+            transform = np.linalg.inv(current.lidar_to_global) @ other.lidar_to_global
+            aligned[other.sample_token] = transform_fused(fused, transform)
+        return aligned[other.sample_token]
 
-    def _target_view(self, record: KeyframeRecord, lidar: FusedPoints, future_records: list) -> np.ndarray:
+    def _target_view(
+        self,
+        record: KeyframeRecord,
+        lidar: FusedPoints,
+        future_records: list,
+        aligned: dict[str, FusedPoints],
+    ) -> np.ndarray:
         neighbours = self._neighbour_records(record, future_records)
-        views = [lidar] + [self._aligned_keyframe_sweep(record, other) for other in neighbours]
+        views = [lidar] + [self._aligned_keyframe_sweep(record, other, aligned) for other in neighbours]
         return target_view_visibility(views, self.options.grid)
 
     def _map(self, record: KeyframeRecord) -> NuScenesMap:
@@ -139,7 +155,13 @@ class SampleBuilder:
             self._maps[record.location] = NuScenesMap(str(self.index.dataroot), record.location)
         return self._maps[record.location]
 
-    def _labels(self, record: KeyframeRecord, lidar: FusedPoints, future_records: list) -> dict:
+    def _labels(
+        self,
+        record: KeyframeRecord,
+        lidar: FusedPoints,
+        future_records: list,
+        aligned: dict[str, FusedPoints],
+    ) -> dict:
         grid, nusc, steps = self.options.grid, self.index.nusc, self.options.future_steps
         height, width = grid.bev_shape
         occupancy = np.full((1 + steps, height, width), IGNORE, dtype=np.uint8)  # (1 + K, H, W)
@@ -149,7 +171,7 @@ class SampleBuilder:
         future_tokens = [r.sample_token for r in future_records]
         future_boxes = future_agent_boxes(nusc, future_tokens, record.lidar_to_global)
         for step, (other, boxes) in enumerate(zip(future_records, future_boxes, strict=True)):
-            visibility = bev_visibility(self._aligned_keyframe_sweep(record, other), grid)
+            visibility = bev_visibility(self._aligned_keyframe_sweep(record, other, aligned), grid)
             occupancy[1 + step] = occupancy_label(boxes.boxes, boxes.categories, visibility, grid)
         trajectory = np.zeros((steps, 2), dtype=np.float32)
         if future_tokens:

@@ -98,32 +98,33 @@ def fuse_lidar_sweeps(record: KeyframeRecord, min_distance_m: float = 1.0) -> Fu
     # float32 value, so comparing float32 coordinates with it is numpy's comparison of the devkit's points.
     min_distance = float(np.float32(min_distance_m))
     time_lags = [(record.timestamp_us - sweep.timestamp_us) * 1e-6 for sweep in sweeps]  # float32 once stored
+    paths = [record.sweep_file(sweep) for sweep in sweeps]
     descriptors: list[int] = []
     try:
-        for sweep in sweeps:
+        for path in paths:
             try:
-                descriptors.append(os.open(sweep.path, os.O_RDONLY))
+                descriptors.append(os.open(path, os.O_RDONLY))
             except OSError as error:
-                _raise_file_error(sweep.path, context, f"cannot be opened: {error}")
+                _raise_file_error(path, context, f"cannot be opened: {error}")
         sizes = [os.fstat(descriptor).st_size for descriptor in descriptors]
-        for sweep, size in zip(sweeps, sizes, strict=True):
+        for path, size in zip(paths, sizes, strict=True):
             if size % _ROW_BYTES:
-                _raise_file_error(sweep.path, context, "is not a whole number of points")
+                _raise_file_error(path, context, "is not a whole number of points")
         capacity = sum(sizes) // _ROW_BYTES
         points = np.empty((capacity, len(LIDAR_FEATURES)), dtype=np.float32)
         sweep_index = np.empty(capacity, dtype=np.int16)
         rows, row_bytes = _reading_buffer(max(sizes, default=0) // _ROW_BYTES)
         count = 0
-        for number, (sweep, descriptor, size) in enumerate(zip(sweeps, descriptors, sizes, strict=True)):
+        for number, (path, descriptor, size) in enumerate(zip(paths, descriptors, sizes, strict=True)):
             read = os.readv(descriptor, [row_bytes[:size]]) if size else 0
             if read != size:
-                _raise_file_error(sweep.path, context, f"changed while being read ({read} of {size} bytes)")
+                _raise_file_error(path, context, f"changed while being read ({read} of {size} bytes)")
             raw = rows[: size // _ROW_BYTES]  # (n, 5) sensor frame
             count = _fuse_sweep_kernel(
                 raw, transforms[number], time_lags[number], min_distance, number, points, sweep_index, count
             )
             if count < 0:
-                _raise_file_error(sweep.path, context, "holds NaN or infinite coordinates")
+                _raise_file_error(path, context, "holds NaN or infinite coordinates")
     finally:
         for descriptor in descriptors:
             os.close(descriptor)

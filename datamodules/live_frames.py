@@ -99,8 +99,10 @@ class LiveSensorFrames:
             write_radar_pcd(path, capture.data)
         window = self._sweeps[capture.channel]
         if len(window) == window.maxlen:
-            window[-1].path.unlink(missing_ok=True)
-        record = SweepRecord(path, path.name, capture.timestamp_us, capture_sensor_to_global(capture, mount))
+            Path(window[-1].path).unlink(missing_ok=True)
+        record = SweepRecord(
+            str(path), path.name, capture.timestamp_us, capture_sensor_to_global(capture, mount)
+        )
         window.appendleft(record)  # newest first, as a record's ``prev`` chain
         if mount.modality == "lidar":
             self._lidar_ego.appendleft(capture.ego)

@@ -100,6 +100,7 @@ class NuScenesIndex:
             )
         self.nusc = nusc
         self.dataroot = Path(nusc.dataroot)
+        self._dataroot_text = str(self.dataroot)  # one string shared by every record
         self.lidar_sweeps = lidar_sweeps
         self.radar_sweeps = radar_sweeps
         self.radar = radar
@@ -249,7 +250,7 @@ class NuScenesIndex:
 
     def _sweep_record(self, sd: dict, sensor_to_global: dict[str, np.ndarray]) -> SweepRecord:
         return SweepRecord(
-            path=self.dataroot / sd["filename"],
+            path=sd["filename"],
             token=sd["token"],
             timestamp_us=int(sd["timestamp"]),
             sensor_to_global=sensor_to_global[sd["token"]],
@@ -286,4 +287,5 @@ class NuScenesIndex:
             radar_sweeps=radar,
             annotation_tokens=tuple(sample["anns"]),
             future_sample_tokens=tuple(futures),
+            dataroot=self._dataroot_text,
         )

@@ -52,7 +52,8 @@ def fuse_radar_sweeps(record: KeyframeRecord, min_distance_m: float = 1.0) -> Fu
     context = f"sample {record.sample_token}"
     sweeps = radar_sweeps_in_order(record)
     transforms = sweeps_to_reference(record.lidar_to_global, sweeps, context)  # (S, 4, 4)
-    loaded = [load_radar_records(sweep.path, context) for sweep in sweeps]
+    paths = [record.sweep_file(sweep) for sweep in sweeps]
+    loaded = [load_radar_records(path, context) for path in paths]
     if any(records.dtype != loaded[0].dtype for records in loaded):
         # Files with different layouts: keep the fields the fusion reads, in one common layout.
         loaded = [rfn.require_fields(records, _COMMON_LAYOUT) for records in loaded]
@@ -69,9 +70,9 @@ def fuse_radar_sweeps(record: KeyframeRecord, min_distance_m: float = 1.0) -> Fu
     sweep_of_point = sweep_of_point[keep]
     finite = np.isfinite(values).all(axis=1)
     if not finite.all():
-        bad_sweep = sweeps[int(sweep_of_point[np.argmin(finite)])]
+        bad_path = paths[int(sweep_of_point[np.argmin(finite)])]
         raise SensorFileError(
-            f"radar file {bad_sweep.path} ({context}) has clusters with NaN or infinite values "
+            f"radar file {bad_path} ({context}) has clusters with NaN or infinite values "
             f"in {', '.join(_VALUE_FIELDS)}"
         )
     rotations = transforms[sweep_of_point, :3, :3]  # (K, 3, 3)

@@ -1,8 +1,8 @@
 """What the index knows about one keyframe before any sensor file is read: file paths and the rigid
 transforms of every sweep, taken once from the nuScenes tables so that loading needs no devkit objects."""
 
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -12,13 +12,15 @@ class SweepRecord:
     """One sensor sweep (a ``sample_data`` record).
 
     Attributes:
-        path: the sensor file.
+        path: the sensor file, relative to the keyframe record's ``dataroot`` (for an indexed dataset, the
+            ``filename`` string of the ``sample_data`` table itself, so that records hold no copy of it) or
+            absolute; ``KeyframeRecord.sweep_file`` gives the file to open.
         token: the ``sample_data`` token.
         timestamp_us: capture time.
         sensor_to_global: (4, 4) float64, calibrated_sensor then ego_pose of this sweep.
     """
 
-    path: Path
+    path: str
     token: str
     timestamp_us: int
     sensor_to_global: np.ndarray
@@ -40,6 +42,7 @@ class KeyframeRecord:
         radar_sweeps: per RADAR_* channel, the keyframe sweep first, then earlier ones.
         annotation_tokens: the sample's ``sample_annotation`` tokens.
         future_sample_tokens: the next keyframes of the same scene, in order (for futures).
+        dataroot: the folder sweep paths are relative to ("" where they are absolute).
     """
 
     sample_token: str
@@ -52,6 +55,11 @@ class KeyframeRecord:
     radar_sweeps: dict[str, tuple[SweepRecord, ...]] = field(default_factory=dict)
     annotation_tokens: tuple[str, ...] = ()
     future_sample_tokens: tuple[str, ...] = ()
+    dataroot: str = ""
+
+    def sweep_file(self, sweep: SweepRecord) -> str:
+        """The file of one of this record's sweeps."""
+        return os.path.join(self.dataroot, sweep.path)
 
 
 @dataclass

@@ -155,7 +155,8 @@ def test_records_agree_with_the_tables(synthetic_dataroot, nusc):
             assert [sweep.token for sweep in sweeps] == expected_tokens
             for sweep in sweeps:
                 sd = nusc.get("sample_data", sweep.token)
-                assert sweep.path == Path(nusc.dataroot) / sd["filename"] and sweep.path.is_file()
+                assert sweep.path == sd["filename"]
+                assert Path(record.sweep_file(sweep)) == Path(nusc.dataroot) / sd["filename"]
                 assert sweep.timestamp_us == sd["timestamp"]
                 np.testing.assert_allclose(
                     sweep.sensor_to_global, devkit_sensor_to_global(nusc, sweep.token), atol=1e-9

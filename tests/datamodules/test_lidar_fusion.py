@@ -96,7 +96,7 @@ def test_real_keyframe_single_sweep_equals_the_devkit(real_frame_dir: Path):
     meta = json.loads((real_frame_dir / "frame.json").read_text())
     lidar_to_global = np.array(meta["ego2global"]) @ np.array(meta["lidar2ego"])
     timestamp_us = round(meta["timestamp_s"] * 1e6)
-    sweep = SweepRecord(real_frame_dir / meta["lidar_file"], "real", timestamp_us, lidar_to_global)
+    sweep = SweepRecord(str(real_frame_dir / meta["lidar_file"]), "real", timestamp_us, lidar_to_global)
     record = KeyframeRecord(
         sample_token=meta["sample_token"],
         scene_name="real",
@@ -118,7 +118,7 @@ def test_real_keyframe_single_sweep_equals_the_devkit(real_frame_dir: Path):
 
 def record_with_sweep_file(record: KeyframeRecord, sweep_number: int, path: Path) -> KeyframeRecord:
     sweeps = list(record.lidar_sweeps)
-    sweeps[sweep_number] = dataclasses.replace(sweeps[sweep_number], path=path)
+    sweeps[sweep_number] = dataclasses.replace(sweeps[sweep_number], path=str(path))
     return dataclasses.replace(record, lidar_sweeps=tuple(sweeps))
 
 
@@ -127,7 +127,7 @@ def test_bad_sweep_files_raise_naming_file_and_sample(records, tmp_path: Path, d
     record = max(records, key=lambda r: len(r.lidar_sweeps))
     bad_file = tmp_path / f"{damage}.pcd.bin"
     if damage != "missing":
-        shutil.copy(record.lidar_sweeps[2].path, bad_file)
+        shutil.copy(record.sweep_file(record.lidar_sweeps[2]), bad_file)
         points = np.fromfile(bad_file, dtype=np.float32).reshape(-1, 5)
         assert len(points) > 3, "the test needs a sweep with points"
         if damage == "truncated":

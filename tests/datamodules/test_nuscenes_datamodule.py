@@ -119,7 +119,7 @@ def damaged_dataroot(synthetic_dataroot, tmp_path):
 
 def _a_train_keyframe_sweep(datamodule: NuScenesBEVDataModule):
     record = datamodule.dataset("train").records[1]
-    return record, record.lidar_sweeps[0].path
+    return record, Path(record.sweep_file(record.lidar_sweeps[0]))
 
 
 def test_truncated_sweep_raises_with_file_and_token(damaged_dataroot):

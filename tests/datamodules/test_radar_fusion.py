@@ -98,7 +98,7 @@ def test_default_filters_are_the_devkits():
 
 
 def test_radar_files_parse_like_the_devkit(records):
-    paths = [sweep.path for record in records[:3] for sweep in radar_sweeps_in_order(record)]
+    paths = [record.sweep_file(sweep) for record in records[:3] for sweep in radar_sweeps_in_order(record)]
     for path in paths:
         clusters = load_radar_records(path, "test")
         devkit = RadarPointCloud.from_file(str(path), ALL_STATES, ALL_STATES, ALL_STATES).points  # (18, N)
@@ -166,14 +166,14 @@ def test_empty_radar_file_gives_no_points(tmp_path: Path):
 
 def record_with_radar_file(record: KeyframeRecord, path: Path) -> KeyframeRecord:
     channel, chain = next(iter(record.radar_sweeps.items()))
-    replaced = (dataclasses.replace(chain[0], path=path), *chain[1:])
+    replaced = (dataclasses.replace(chain[0], path=str(path)), *chain[1:])
     return dataclasses.replace(record, radar_sweeps={**record.radar_sweeps, channel: replaced})
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated", "header", "nan"])
 def test_bad_radar_files_raise_naming_file_and_sample(records, tmp_path: Path, damage: str):
     record = records[-1]
-    source = next(iter(record.radar_sweeps.values()))[0].path
+    source = Path(record.sweep_file(next(iter(record.radar_sweeps.values()))[0]))
     bad_file = tmp_path / f"{damage}.pcd"
     data = source.read_bytes()
     header_end = data.index(b"DATA binary\n") + len(b"DATA binary\n")
@@ -196,7 +196,7 @@ def test_bad_radar_files_raise_naming_file_and_sample(records, tmp_path: Path, d
 def test_files_with_another_field_layout_fuse_the_same(records, tmp_path: Path):
     """The layout comes from each file's header: a file with its fields in another order gives the same points."""
     record = records[-1]
-    source = next(iter(record.radar_sweeps.values()))[0].path
+    source = Path(record.sweep_file(next(iter(record.radar_sweeps.values()))[0]))
     clusters = load_radar_records(source)
     assert len(clusters), "the test needs a radar sweep with clusters"
     names = list(reversed(clusters.dtype.names))

@@ -1,6 +1,6 @@
 """``SupervisedOccupancyPretrainModule``: the supervised upper bound of the probe suite. The pretraining encoder
-trained end to end on the probe labels themselves (current occupancy classes and map rasters), through a head
-of the probes' shape: layer-normalised tokens, a linear map of each token to its ``patch x patch`` cells."""
+trained end to end on the probe labels themselves (current occupancy classes and map rasters), through the
+probes' own heads on layer-normalised tokens (each token mapped on its own to its ``patch x patch`` cells)."""
 
 from collections.abc import Callable
 
@@ -12,30 +12,12 @@ from torchmetrics.classification import MulticlassJaccardIndex, MultilabelJaccar
 
 from bevjepa.batch import BevBatch
 from bevjepa.encoders import SparseBEVEncoder
-from bevjepa.encoders.tokens import bev_to_tokens, token_grid_shape, tokens_to_bev
+from bevjepa.encoders.tokens import bev_to_tokens, token_grid_shape
 from bevjepa.grid import BevGrid
 from bevjepa.jepa.losses import layer_normalize
 from bevjepa.jepa.module import DEFAULT_OPTIMIZER, OptimizerSettings
 from bevjepa.optimization import adamw_warmup_cosine
-
-# The classes and layers of ``ProbeLabels``, in their order.
-OCCUPANCY_CLASSES = ("free", "vehicle", "vulnerable_road_user", "static_obstacle")
-MAP_LAYERS = ("drivable_area", "ped_crossing", "walkway", "stop_line", "carpark_area", "divider")
-IGNORE_INDEX = 255  # ProbeLabels.occupancy value of unobserved cells
-
-
-def token_outputs_to_cells(outputs: torch.Tensor, token_shape: tuple[int, int], patch: int) -> torch.Tensor:
-    """Per-token outputs for each of the token's cells -> a BEV map.
-
-    Args:
-        outputs: (B, N, C * patch * patch), each token's entries ordered ``(channel, cell row, cell column)``.
-        token_shape: ``(Ht, Wt)`` of the token grid.
-        patch: BEV cells per token side.
-
-    Returns:
-        (B, C, Ht * patch, Wt * patch), the entries of token ``n`` on the cells of token ``n``.
-    """
-    return F.pixel_shuffle(tokens_to_bev(outputs, token_shape), patch)
+from bevjepa.probes.heads import IGNORE_INDEX, MAP_LAYERS, OCCUPANCY_CLASSES, map_head, occupancy_head
 
 
 class SupervisedOccupancyPretrainModule(L.LightningModule):
@@ -71,8 +53,8 @@ class SupervisedOccupancyPretrainModule(L.LightningModule):
         self.map_weight = map_weight
         self.optimizer_settings = optimizer
         self.encoder = encoder(grid, in_channels)
-        outputs = len(OCCUPANCY_CLASSES) + len(MAP_LAYERS)
-        self.head = nn.Linear(self.encoder.embed_dim, outputs * token_patch**2)
+        self.occupancy_head = occupancy_head(self.encoder.embed_dim, self.token_shape, token_patch)
+        self.map_head = map_head(self.encoder.embed_dim, self.token_shape, token_patch)
         self.occupancy_iou = nn.ModuleDict(
             {
                 stage: MulticlassJaccardIndex(
@@ -99,9 +81,7 @@ class SupervisedOccupancyPretrainModule(L.LightningModule):
     def predict_logits(self, batch: BevBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Occupancy logits (B, 4, H, W) and map logits (B, 6, H, W) on the BEV cells."""
         tokens = layer_normalize(bev_to_tokens(self(batch), self.token_patch))  # (B, N, D)
-        cells = token_outputs_to_cells(self.head(tokens), self.token_shape, self.token_patch)  # (B, C, H, W)
-        classes = len(OCCUPANCY_CLASSES)
-        return cells[:, :classes], cells[:, classes:]
+        return self.occupancy_head(tokens), self.map_head(tokens)
 
     def _losses(self, batch: BevBatch) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         if batch.labels is None:

@@ -1,10 +1,13 @@
 """The planning energy in embedding space: how far the predicted future is from the goal, plus what BEV heads
-read from the predicted tokens under the ego's footprint (planning cost, collision and off-road hazards).
+read from the observed and predicted tokens where the ego will drive (planning cost, collision and off-road).
 
 Candidates are control sequences ``(B, S, H, 2)``; ``integrate_controls`` turns them into the world model's
-actions, the world model predicts each step's tokens in that step's own LiDAR frame, where the ego sits at a
-fixed place: each BEV term is read at points along the ego's body and along the path it drove in the step
-(so a fast step does not jump over a hazard), and the largest value of a step counts.
+actions, and the world model predicts each step's tokens in that step's own LiDAR frame. Step k is judged on
+the BEV maps of the keyframe it starts from (the current observation for the first step, the prediction of
+keyframe k-1 after that): the ego's path through step k lies ahead of that keyframe's ego, in the part of the
+BEV the heads were trained to read (under the ego itself a LiDAR sees nothing, so no label exists there).
+Each term is read at points along the ego's body and along its path through the step (so a fast step does not
+jump over a hazard), and the largest value of a step counts.
 """
 
 from dataclasses import dataclass
@@ -62,11 +65,11 @@ class EnergyTerms:
 
 
 def _footprint_points(poses: torch.Tensor, path_points: int, body_points: int) -> torch.Tensor:
-    """Points under the ego during each step, in that step's own LiDAR frame.
+    """Points under the ego during each step, in the LiDAR frame of the keyframe the step starts from.
 
     Args:
         poses: (..., H, 4, 4) each step's LiDAR frame in the LiDAR frame now.
-        path_points: points along the straight path from the step's start to its end.
+        path_points: points along the step's path (straight from the start to the end pose).
         body_points: points along the body's length at each.
 
     Returns:
@@ -74,16 +77,20 @@ def _footprint_points(poses: torch.Tensor, path_points: int, body_points: int) -
     """
     identity = torch.eye(4, dtype=poses.dtype, device=poses.device).expand(*poses.shape[:-3], 1, 4, 4)
     previous = torch.cat([identity, poses[..., :-1, :, :]], dim=-3)
-    previous_in_step = torch.linalg.inv(poses) @ previous  # (..., H, 4, 4) step k-1's frame in step k's
-    centre = ego_poses_in_lidar_frame(poses.new_tensor([EGO_CENTRE_AHEAD_M, 0.0, 0.0]))  # (3,)
-    heading = torch.stack([torch.cos(centre[2]), torch.sin(centre[2])])  # (2,)
-    start = previous_in_step[..., :2, :2] @ centre[:2] + previous_in_step[..., :2, 3]  # (..., H, 2)
-    along = torch.linspace(0, 1, path_points, dtype=poses.dtype, device=poses.device)
-    path = start[..., None, :] + along[:, None] * (centre[:2] - start)[..., None, :]  # (..., H, Pp, 2)
+    step = torch.linalg.inv(previous) @ poses  # (..., H, 4, 4) step k's frame in step k-1's
+    centre = ego_poses_in_lidar_frame(
+        poses.new_tensor([EGO_CENTRE_AHEAD_M, 0.0, 0.0])
+    )  # (3,) at a step start
+    end = step[..., :2, :2] @ centre[:2] + step[..., :2, 3]  # (..., H, 2)
+    turn = torch.atan2(step[..., 1, 0], step[..., 0, 0])  # (..., H)
+    along = torch.linspace(0, 1, path_points, dtype=poses.dtype, device=poses.device)  # (Pp,)
+    path = centre[:2] + along[:, None] * (end - centre[:2])[..., None, :]  # (..., H, Pp, 2)
+    heading = centre[2] + along * turn[..., None]  # (..., H, Pp)
+    direction = torch.stack([torch.cos(heading), torch.sin(heading)], -1)  # (..., H, Pp, 2)
     body = torch.linspace(-1, 1, body_points, dtype=poses.dtype, device=poses.device) * (
         EGO_HALF_LENGTH_M - 0.6
     )
-    points = path[..., :, None, :] + body[:, None] * heading  # (..., H, Pp, Pb, 2)
+    points = path[..., :, None, :] + body[:, None] * direction[..., :, None, :]  # (..., H, Pp, Pb, 2)
     return points.flatten(-3, -2)
 
 
@@ -145,12 +152,18 @@ class LatentPlanningEnergy:
 
     @torch.no_grad()
     def evaluate(
-        self, context: torch.Tensor, speed: torch.Tensor, goal: LatentGoal, controls: torch.Tensor
+        self,
+        context: torch.Tensor,
+        observed: torch.Tensor,
+        speed: torch.Tensor,
+        goal: LatentGoal,
+        controls: torch.Tensor,
     ) -> EnergyTerms:
         """Energy of candidates.
 
         Args:
-            context: (B, N, D) context tokens now.
+            context: (B, N, D) context tokens now (the rollout's start).
+            observed: (B, N, D) layer-normalised target tokens now (the heads read them for the first step).
             speed: (B,) ego speed now.
             goal: the goals.
             controls: (B, S, H, 2) ``[acceleration, yaw_rate]`` candidates.
@@ -166,18 +179,23 @@ class LatentPlanningEnergy:
         if self.maps:
             batch, samples, horizon = controls.shape[:3]
             points = _footprint_points(poses, self.path_points, self.body_points).float()  # (B, S, H, P, 2)
-            flat_tokens = predicted.flatten(0, 2)  # (B * S * H, N, D)
-            flat_points = points.flatten(0, 2)
+            grid = self.world_model.grid
             for name, head in self.maps.items():
-                under_ego = read_under_ego(head(flat_tokens), flat_points, self.world_model.grid)
-                terms[name] = under_ego.view(batch, samples, horizon).sum(-1)
+                now = head(observed)  # (B, H_bev, W_bev)
+                first = read_under_ego(
+                    now.repeat_interleave(samples, dim=0), points[:, :, 0].flatten(0, 1), grid
+                ).view(batch, samples, 1)
+                later = read_under_ego(
+                    head(predicted[:, :, :-1].flatten(0, 2)), points[:, :, 1:].flatten(0, 2), grid
+                ).view(batch, samples, horizon - 1)
+                terms[name] = torch.cat([first, later], dim=-1).sum(-1)
                 total = total + getattr(self.weights, name) * terms[name]
         return EnergyTerms(total, terms, trajectory.float())
 
-    def bind(self, context: torch.Tensor, speed: torch.Tensor, goal: LatentGoal):
+    def bind(self, context: torch.Tensor, observed: torch.Tensor, speed: torch.Tensor, goal: LatentGoal):
         """The energy as an optimiser's callable: (B, S, H, 2) controls -> (B, S)."""
 
         def energy(controls: torch.Tensor) -> torch.Tensor:
-            return self.evaluate(context, speed, goal, controls).total
+            return self.evaluate(context, observed, speed, goal, controls).total
 
         return energy

@@ -39,10 +39,11 @@ def plan_logged_batch(
     horizon = optimizer.settings.horizon if hasattr(optimizer, "settings") else optimizer.horizon
     if batch.futures is None or len(batch.futures.voxels) < horizon or batch.labels is None:
         raise ValueError(f"open-loop planning needs labels and the voxels of {horizon} future keyframes")
-    context = world_model.context_tokens(_to(batch.voxels, device))
+    voxels = _to(batch.voxels, device)
+    context, observed = world_model.context_tokens(voxels), world_model.target_tokens(voxels)
     goal = keyframe_goal(world_model.target_tokens(_to(batch.futures.voxels[horizon - 1], device)))
     speed = batch.labels.ego_status[:, 3].to(device)
-    result = optimizer.plan(energy.bind(context, speed, goal), len(speed), generator, device=device)
+    result = optimizer.plan(energy.bind(context, observed, speed, goal), len(speed), generator, device=device)
     _, _, trajectory = world_model_actions(integrate_controls(result.actions.double(), speed.double()))
     return trajectory.float()
 

@@ -60,15 +60,16 @@ class LatentMPCPolicy:
         voxels = observation.voxels
         voxels = type(voxels)(voxels.features.to(device), voxels.coords.to(device), voxels.batch_size)
         context = world_model.context_tokens(voxels)  # (1, N, D)
+        observed = world_model.target_tokens(voxels)  # (1, N, D)
         goal = waypoint_goal(
-            world_model.target_tokens(voxels),
+            observed,
             torch.tensor(observation.waypoint, device=device)[None],
             world_model.token_grid,
         )
         speed = torch.tensor([observation.ego.speed], device=device)
         warm = shift_plan(self._previous) if (self.warm_start and self._previous is not None) else None
         result = self.optimizer.plan(
-            self.energy.bind(context, speed, goal),
+            self.energy.bind(context, observed, speed, goal),
             1,
             episode_generator(self._seed, self._plan_index, device),
             warm_start=warm,

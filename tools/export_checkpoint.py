@@ -8,8 +8,8 @@ real frameworks): every key present, every shape equal, no extra key. Without ``
 manifest that the encoder matches is chosen; if none matches, the error lists the first differing keys and
 shapes against the closest one, and no file is written. The tool prints loaded/total tensors per module.
 
-mmdetection3d: ``load_from = "centerpoint_init.pth"`` (keys under ``pts_middle_encoder.``), or on the encoder
-``init_cfg=dict(type="Pretrained", checkpoint="centerpoint_init.pth", prefix="pts_middle_encoder.")``.
+mmdetection3d: ``load_from = "centerpoint_init.pth"`` (keys under ``pts_middle_encoder.``), or on the detector
+``model = dict(init_cfg=dict(type="Pretrained", checkpoint="centerpoint_init.pth"))``.
 OpenPCDet: ``python train.py --cfg_file ... --pretrained_model centerpoint_init.pth`` (keys under
 ``backbone_3d.``, in ``model_state``).
 """

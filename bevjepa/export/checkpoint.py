@@ -154,10 +154,7 @@ def _closest(
 ) -> tuple[Manifest, LayoutCheck, "OrderedDict[str, torch.Tensor]"]:
     """The manifest with the fewest differences (the first of equals) and the check against it."""
     results = [(manifest, *check_layout(module_state, manifest)) for manifest in manifests]
-    return min(
-        results,
-        key=lambda result: len(result[1].missing) + len(result[1].unexpected) + len(result[1].mismatched),
-    )
+    return min(results, key=lambda result: result[1].num_differences)
 
 
 def export_encoder(

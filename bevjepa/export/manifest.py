@@ -115,8 +115,12 @@ class LayoutCheck:
     zero_biases: list[str] = field(default_factory=list)
 
     @property
+    def num_differences(self) -> int:
+        return len(self.missing) + len(self.unexpected) + len(self.mismatched)
+
+    @property
     def ok(self) -> bool:
-        return not (self.missing or self.unexpected or self.mismatched)
+        return self.num_differences == 0
 
     def describe(self, limit: int = 8) -> str:
         """The first differences, one per line."""
@@ -127,7 +131,7 @@ class LayoutCheck:
             lines.append(f"  not in the target module: {key}")
         for key, got, want in self.mismatched[:limit]:
             lines.append(f"  {key}: export {got}, target {want}")
-        hidden = len(self.missing) + len(self.unexpected) + len(self.mismatched) - len(lines)
+        hidden = self.num_differences - len(lines)
         if hidden > 0:
             lines.append(f"  ... and {hidden} more")
         return "\n".join(lines)

@@ -17,7 +17,7 @@ import importlib.util
 import json
 import sys
 import types
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,16 @@ def _specs(state: dict[str, torch.Tensor]) -> list[dict]:
 
 
 def _versions(*packages: str) -> dict[str, str]:
-    return {package: version(package) for package in packages}
+    """Installed versions; mmcv may be installed as ``mmcv-lite`` (no compiled operators, none needed here)."""
+    found = {}
+    for package in packages:
+        for name in (package, f"{package}-lite"):
+            try:
+                found[name] = version(name)
+                break
+            except PackageNotFoundError:
+                continue
+    return found
 
 
 def _write(out: Path, name: str, manifest: dict) -> None:

@@ -10,7 +10,7 @@ DEMO_DIR := outputs/demo
 DEMO_DATA := data/synthetic_demo
 BENCH_DATA := data/synthetic_nuscenes
 
-.PHONY: install demo test test-all lint format bench clean
+.PHONY: install demo test test-all test-export lint format bench clean
 
 install: $(STAMP)
 
@@ -46,6 +46,23 @@ test: install
 # Everything, slow tests included (GPU tests still skip without CUDA).
 test-all: install
 	$(BIN)/python -m pytest -q -m "not gpu"
+
+# The export checked by the real mmdetection3d (tests/export, slow): a venv of its own, built once (mmcv 2.1.0
+# compiles from source with its operators, 10+ minutes on 2 cores). BEVJEPA_OPENPCDET_ROOT=<checkout> adds OpenPCDet.
+EXPORT_VENV ?= build/venv-export
+EXPORT_STAMP := $(EXPORT_VENV)/.installed-mmdet3d
+
+$(EXPORT_STAMP): pyproject.toml
+	test -x $(EXPORT_VENV)/bin/python || $(PYTHON) -m venv $(EXPORT_VENV)
+	$(EXPORT_VENV)/bin/python -m pip install --quiet torch==$(TORCH_VERSION) "numpy<2" "setuptools>=77,<81" wheel ninja
+	# Without --no-build-isolation pip silently builds mmcv without the operators mmdet3d needs.
+	MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=2 $(EXPORT_VENV)/bin/python -m pip install --quiet --no-build-isolation mmcv==2.1.0
+	$(EXPORT_VENV)/bin/python -m pip install --quiet mmengine==0.10.7 mmdet==3.3.0 mmdet3d==1.4.0 "numpy<2"
+	$(EXPORT_VENV)/bin/python -m pip install --quiet -e ".[$(SPCONV),dev]" torch==$(TORCH_VERSION) "numpy<2"
+	touch $@
+
+test-export: $(EXPORT_STAMP)
+	$(EXPORT_VENV)/bin/python -m pytest -q -m slow tests/export
 
 lint: install
 	$(BIN)/ruff check .

@@ -141,8 +141,11 @@ def _save_atomically(payload: dict, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         torch.save(payload, temporary)
+        os.chmod(temporary, 0o666 & ~umask)  # as a plainly created file (temporary files start private)
         os.replace(temporary, out)
     finally:
         if os.path.exists(temporary):

@@ -3,12 +3,36 @@ AdamW (weight matrices decayed; biases, norms and learned tokens not) with linea
 learning rate a pure function of the global step."""
 
 import functools
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from bevjepa.jepa.module import OptimizerSettings
-from bevjepa.jepa.schedules import warmup_cosine_lr_factor
+from bevjepa.schedules import warmup_cosine_lr_factor
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """AdamW with linear warm-up and cosine decay (a pure function of the global step).
+
+    Attributes:
+        learning_rate: peak learning rate.
+        weight_decay: AdamW decay of weight matrices (biases, norms and the mask token are not decayed).
+        betas: AdamW betas.
+        warmup_steps: linear warm-up steps.
+        min_lr_ratio: final learning rate / peak.
+        total_steps: schedule length (learning rate and EMA momentum); None: the trainer's estimate.
+    """
+
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.05
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.01
+    total_steps: int | None = None
+
+
+DEFAULT_OPTIMIZER = OptimizerSettings()
 
 
 def adamw_warmup_cosine(module: nn.Module, settings: OptimizerSettings, total_steps: int) -> dict:

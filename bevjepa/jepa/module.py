@@ -6,7 +6,6 @@ losses); this module wires them: the EMA update after each optimizer step, the s
 evaluation baselines and the BEV pictures."""
 
 import copy
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,8 @@ from bevjepa.jepa.masks import FutureTokenSampler, MultiBlockMaskSampler, Occlud
 from bevjepa.jepa.monitors import EmbeddingMonitors, embedding_monitors
 from bevjepa.jepa.pictures import jepa_picture
 from bevjepa.jepa.predictor import BEVPredictor
-from bevjepa.jepa.schedules import ema_momentum_at, warmup_cosine_lr_factor
+from bevjepa.optimization import DEFAULT_OPTIMIZER, OptimizerSettings, adamw_warmup_cosine
+from bevjepa.schedules import ema_momentum_at
 
 TRAIN_STREAM, VALIDATION_STREAM = 0, 1
 
@@ -54,32 +54,10 @@ class LossWeights:
     covariance: float = 0.1
 
 
-@dataclass(frozen=True)
-class OptimizerSettings:
-    """AdamW with linear warm-up and cosine decay (a pure function of the global step).
-
-    Attributes:
-        learning_rate: peak learning rate.
-        weight_decay: AdamW decay of weight matrices (biases, norms and the mask token are not decayed).
-        betas: AdamW betas.
-        warmup_steps: linear warm-up steps.
-        min_lr_ratio: final learning rate / peak.
-        total_steps: schedule length (learning rate and EMA momentum); None: the trainer's estimate.
-    """
-
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.05
-    betas: tuple[float, float] = (0.9, 0.95)
-    warmup_steps: int = 100
-    min_lr_ratio: float = 0.01
-    total_steps: int | None = None
-
-
 DEFAULT_BLOCK_MASKS = MultiBlockMaskSampler()
 DEFAULT_OCCLUDED = OccludedTokenSampler()
 DEFAULT_FUTURES = FutureTokenSampler()
 DEFAULT_LOSS_WEIGHTS = LossWeights()
-DEFAULT_OPTIMIZER = OptimizerSettings()
 
 
 class JEPAPretrainModule(L.LightningModule):
@@ -282,27 +260,7 @@ class JEPAPretrainModule(L.LightningModule):
         )
 
     def configure_optimizers(self) -> dict:
-        settings = self.optimizer_settings
-        decayed = [p for p in self.parameters() if p.requires_grad and p.ndim >= 2]
-        not_decayed = [p for p in self.parameters() if p.requires_grad and p.ndim < 2]
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": decayed, "weight_decay": settings.weight_decay},
-                {"params": not_decayed, "weight_decay": 0.0},
-            ],
-            lr=settings.learning_rate,
-            betas=settings.betas,
-        )
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer,
-            functools.partial(
-                warmup_cosine_lr_factor,
-                warmup_steps=settings.warmup_steps,
-                total_steps=self._total_steps(),
-                min_ratio=settings.min_lr_ratio,
-            ),
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return adamw_warmup_cosine(self, self.optimizer_settings, self._total_steps())
 
     # --------------------------------------------------------------------------------------- evaluation
     def on_validation_epoch_start(self) -> None:

@@ -12,7 +12,7 @@ from bevjepa.batch import BevBatch, FutureFrames, VoxelBatch
 from bevjepa.encoders.tokens import voxel_token_indices
 from bevjepa.jepa.future_geometry import actions_in_step_frames
 from bevjepa.jepa.module import TRAIN_STREAM, VALIDATION_STREAM
-from bevjepa.jepa.schedules import ema_momentum_at
+from bevjepa.schedules import ema_momentum_at
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from bevjepa.jepa.schedules import ema_momentum_at, warmup_cosine_lr_factor
+from bevjepa.schedules import ema_momentum_at, warmup_cosine_lr_factor
 
 
 def test_warmup_then_cosine():

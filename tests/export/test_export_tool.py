@@ -1,14 +1,20 @@
 """tools/export_checkpoint.py: the written file holds exactly the target module's tensors under the detector's
 prefix, loaded/total is printed per module, and a mismatched architecture writes nothing."""
 
+import functools
 import importlib.util
 import re
 
+import lightning as L
 import pytest
 import torch
+import yaml
 from conftest import REPO_ROOT, encoder_for, manifest, write_checkpoint
 
+from bevjepa.encoders import SparseBEVEncoder
 from bevjepa.export.layouts import from_spconv1_layout, rename_backbone_state
+from bevjepa.grid import BevGrid
+from bevjepa.jepa import BEVPredictor, JEPAPretrainModule
 
 _spec = importlib.util.spec_from_file_location(
     "export_checkpoint", REPO_ROOT / "tools" / "export_checkpoint.py"
@@ -140,3 +146,35 @@ def test_checkpoint_without_an_encoder_is_refused(tmp_path, capsys):
         == 1
     )
     assert "has no target_encoder.backbone_3d.* or encoder.backbone_3d.* tensors" in capsys.readouterr().err
+
+
+def test_lightning_checkpoint_of_the_pretraining_module_exports_its_ema_encoder(tmp_path, capsys):
+    """A checkpoint as ``bevjepa fit`` writes it (Lightning's ``save_checkpoint``) of the JEPA module with the
+    CenterPoint config's encoder (six data channels, five selected) exports its target encoder."""
+    config = yaml.safe_load((REPO_ROOT / "configs/pretrain/nuscenes_centerpoint_encoder.yaml").read_text())
+    encoder_args = {
+        **config["model"]["init_args"]["encoder"]["init_args"],
+        "embed_dim": 16,
+        "bev_channels": 16,
+    }
+    module = JEPAPretrainModule(
+        grid=BevGrid(point_cloud_range=(-12.8, -12.8, -5.0, 12.8, 12.8, 3.0), voxel_size=(0.4, 0.4, 0.2)),
+        in_channels=6,
+        encoder=functools.partial(SparseBEVEncoder, **encoder_args),
+        predictor=functools.partial(BEVPredictor, width=16, depth=1, num_heads=2),
+    )
+    trainer = L.Trainer(
+        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False
+    )
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(tmp_path / "last.ckpt")
+
+    out = tmp_path / "centerpoint_init.pth"
+    assert (
+        export_checkpoint.main(["--ckpt", str(tmp_path / "last.ckpt"), "--to", "mmdet3d", "--out", str(out)])
+        == 0
+    )
+    assert "<- target_encoder.backbone_3d" in capsys.readouterr().out
+    loaded = _loaded_module_state(out, "mmdet3d", "pts_middle_encoder.")
+    for key, tensor in module.target_encoder.backbone_3d.state_dict().items():
+        assert torch.equal(loaded[key], tensor), key

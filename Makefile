@@ -24,7 +24,12 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-# The synthetic demo dataset is generated once (about 3 minutes on 2 cores) and reused.
+# The synthetic demo dataset is generated once (about 3 minutes on 2 cores) and reused. Then: the real-frame
+# slice, JEPA pretraining with its report (loss curve, collapse monitors), the MAE-style baseline at the same
+# number of steps, and the probe suite's table (JEPA vs random init vs MAE). One torch thread per process: the
+# DataLoader worker takes the second core.
+JEPA_RUN := $(DEMO_DIR)/jepa/lightning_logs/version_0
+MAE_RUN := $(DEMO_DIR)/mae/lightning_logs/version_0
 demo: install
 	test -f $(DEMO_DATA)/v1.0-demo/sample.json || $(BIN)/python tools/make_synthetic_nuscenes.py \
 		--preset demo --out $(DEMO_DATA) --seed 0 --overwrite
@@ -32,13 +37,22 @@ demo: install
 	$(BIN)/python tools/visualize.py sample --dataroot $(DEMO_DATA) --version v1.0-demo --split val --index 4 \
 		--voxel-size 0.2 0.2 0.2 --out $(DEMO_DIR)/synthetic_sample_bev.png
 	$(BIN)/bevjepa fit --config configs/supervised/real_frame_box_occupancy.yaml \
-		--trainer.default_root_dir $(DEMO_DIR) --trainer.enable_progress_bar false
-	$(BIN)/bevjepa validate --config configs/supervised/real_frame_box_occupancy.yaml \
-		--trainer.default_root_dir $(DEMO_DIR) \
-		--ckpt_path "$$(ls $(DEMO_DIR)/lightning_logs/version_0/checkpoints/*.ckpt)"
+		--trainer.default_root_dir $(DEMO_DIR)/real_frame --trainer.enable_progress_bar false
 	$(BIN)/python tools/visualize.py frame --frame-dir ../shared/data/nuscenes_real_frame \
-		--ckpt "$$(ls $(DEMO_DIR)/lightning_logs/version_0/checkpoints/*.ckpt)" --out $(DEMO_DIR)/real_frame_bev.png
-	@echo "demo done: metrics above; pictures in $(DEMO_DIR)/ (synthetic_sample_bev.png, real_frame_bev.png)"
+		--ckpt "$$(ls $(DEMO_DIR)/real_frame/lightning_logs/version_0/checkpoints/*.ckpt)" \
+		--out $(DEMO_DIR)/real_frame_bev.png
+	OMP_NUM_THREADS=1 $(BIN)/bevjepa fit --config configs/pretrain/synthetic_cpu.yaml \
+		--data.init_args.dataroot $(DEMO_DATA) --trainer.default_root_dir $(DEMO_DIR)/jepa \
+		--trainer.enable_progress_bar false
+	$(BIN)/python -m bevjepa.jepa.training_report $(JEPA_RUN)
+	OMP_NUM_THREADS=1 $(BIN)/bevjepa fit --config configs/pretrain/synthetic_cpu_mae.yaml \
+		--data.init_args.dataroot $(DEMO_DATA) --trainer.default_root_dir $(DEMO_DIR)/mae \
+		--trainer.enable_progress_bar false
+	OMP_NUM_THREADS=1 $(BIN)/python tools/probe.py --config configs/probe/synthetic_cpu.yaml \
+		--ckpt "$$(ls $(JEPA_RUN)/checkpoints/*.ckpt)" \
+		--baselines "random,mae=$$(ls $(MAE_RUN)/checkpoints/*.ckpt)" --out $(DEMO_DIR)/probes
+	@echo "demo done: tables above; pictures in $(DEMO_DIR)/ (synthetic_sample_bev.png, real_frame_bev.png,"
+	@echo "  jepa/lightning_logs/version_0/bev_pictures/, probes/pictures/); results in $(DEMO_DIR)/probes/results.md"
 
 test: install
 	$(BIN)/python -m pytest -q

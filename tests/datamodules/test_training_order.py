@@ -1,19 +1,19 @@
 """The training order: a pure function of (seed, epoch), disjoint across ranks, and exact across a resume."""
 
+import json
+import subprocess
+import sys
 from itertools import chain
 from pathlib import Path
 
 import lightning as L
 import pytest
-import torch
+from ddp_training_order import SEED, TokenRecorder, small_datamodule
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from bevjepa.batch import BevBatch
-from bevjepa.grid import BevGrid
-from datamodules.nuscenes import NuScenesBEVDataModule
 from datamodules.resumable_sampler import ResumableDistributedSampler
 
-GRID = BevGrid(voxel_size=(0.8, 0.8, 0.4))
+SCRIPT = Path(__file__).parent / "ddp_training_order.py"
 
 
 def test_order_is_a_function_of_seed_and_epoch_and_ranks_share_it():
@@ -43,35 +43,7 @@ def test_order_is_a_function_of_seed_and_epoch_and_ranks_share_it():
         ResumableDistributedSampler(dataset, num_replicas=3, rank=1, resume_samples=9)
 
 
-class TokenRecorder(L.LightningModule):
-    """Records the sample tokens of every training batch; one parameter so that the optimiser steps."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.weight = torch.nn.Parameter(torch.zeros(1))
-        self.tokens: list[list[str]] = []
-
-    def training_step(self, batch: BevBatch, batch_idx: int) -> torch.Tensor:
-        self.tokens.append(list(batch.sample_tokens))
-        return (self.weight - 1.0).square().sum()
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=0.1)
-
-
 def _fit(dataroot: Path, version: str, root: Path, max_steps: int, callbacks=(), ckpt_path=None) -> list:
-    datamodule = NuScenesBEVDataModule(
-        str(dataroot),
-        version,
-        grid=GRID,
-        lidar_sweeps=1,
-        radar=False,
-        future_steps=0,
-        occlusion_window=0,
-        labels=False,
-        batch_size=2,
-        seed=3,
-    )
     module = TokenRecorder()
     trainer = L.Trainer(
         accelerator="cpu",
@@ -84,7 +56,7 @@ def _fit(dataroot: Path, version: str, root: Path, max_steps: int, callbacks=(),
         default_root_dir=root,
         callbacks=list(callbacks),
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    trainer.fit(module, datamodule=small_datamodule(str(dataroot), version), ckpt_path=ckpt_path)
     return module.tokens
 
 
@@ -101,3 +73,24 @@ def test_resumed_run_sees_the_samples_an_uninterrupted_run_sees(synthetic_dataro
     assert len(saved) == 1
     resumed = _fit(dataroot, version, tmp_path / "resumed", 10, ckpt_path=saved[0])
     assert resumed == straight[6:]
+
+
+@pytest.mark.slow
+def test_ddp_ranks_train_on_disjoint_shares_in_the_datamodule_order(synthetic_dataroot, tmp_path: Path):
+    dataroot, version = synthetic_dataroot
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(dataroot), version, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [list(chain(*json.loads((tmp_path / f"rank{rank}.json").read_text()))) for rank in (0, 1)]
+    dataset = small_datamodule(str(dataroot), version).dataset("train")
+    assert not set(ranks[0]) & set(ranks[1])
+    assert sorted(ranks[0] + ranks[1]) == sorted(record.sample_token for record in dataset.records)
+    # Lightning kept the DataModule's sampler (its own would be seeded differently).
+    for rank, tokens in enumerate(ranks):
+        sampler = ResumableDistributedSampler(dataset, num_replicas=2, rank=rank, seed=SEED)
+        assert tokens == [dataset.records[index].sample_token for index in sampler]

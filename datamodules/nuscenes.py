@@ -1,10 +1,12 @@
 """``NuScenesBEVDataModule``: nuScenes-format data (real or synthetic) as typed BEV batches."""
 
 import logging
+import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.warnings import PossibleUserWarning
 from torch.utils.data import DataLoader
 
 from bevjepa.batch import BevBatch
@@ -150,6 +152,13 @@ class NuScenesBEVDataModule(L.LightningDataModule):
             seed=self.seed,
             resume_epoch=self.train_position["epoch"],
             resume_samples=self.train_position["samples"],
+        )
+        # Lightning warns that a mid-epoch resume is unreliable unless the DataLoader itself is stateful; this
+        # DataModule restores the position in its own state (``train_position``), so the resume is exact.
+        warnings.filterwarnings(
+            "ignore",
+            "You're resuming from a checkpoint that ended before the epoch ended",
+            PossibleUserWarning,
         )
         return self._loader(self.splits["fit"], sampler)
 

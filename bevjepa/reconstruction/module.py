@@ -18,14 +18,8 @@ from bevjepa.encoders.tokens import bev_to_tokens, indices_to_mask, pool_cells_t
 from bevjepa.grid import BevGrid
 from bevjepa.jepa.jepa_step import concat_targets
 from bevjepa.jepa.masks import OCCUPIED, MultiBlockMaskSampler, TargetTokens, drop_voxels_in_tokens
-from bevjepa.jepa.module import (
-    DEFAULT_BLOCK_MASKS,
-    DEFAULT_OPTIMIZER,
-    TRAIN_STREAM,
-    VALIDATION_STREAM,
-    OptimizerSettings,
-)
-from bevjepa.optimization import adamw_warmup_cosine
+from bevjepa.jepa.module import DEFAULT_BLOCK_MASKS, TRAIN_STREAM, VALIDATION_STREAM
+from bevjepa.optimization import DEFAULT_OPTIMIZER, OptimizerSettings, adamw_warmup_cosine
 from bevjepa.reconstruction.decoder import OccupancyDecoder
 from bevjepa.reconstruction.losses import masked_occupancy_iou, masked_occupancy_loss, masked_occupancy_rate
 from bevjepa.reconstruction.occupancy_targets import occupancy_target_size, voxel_occupancy_tokens

@@ -15,8 +15,7 @@ from bevjepa.encoders import SparseBEVEncoder
 from bevjepa.encoders.tokens import bev_to_tokens, token_grid_shape
 from bevjepa.grid import BevGrid
 from bevjepa.jepa.losses import layer_normalize
-from bevjepa.jepa.module import DEFAULT_OPTIMIZER, OptimizerSettings
-from bevjepa.optimization import adamw_warmup_cosine
+from bevjepa.optimization import DEFAULT_OPTIMIZER, OptimizerSettings, adamw_warmup_cosine
 from bevjepa.probes.heads import IGNORE_INDEX, MAP_LAYERS, OCCUPANCY_CLASSES, map_head, occupancy_head
 
 

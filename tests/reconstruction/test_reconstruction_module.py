@@ -11,8 +11,9 @@ from small_models import cpu_trainer, small_encoder
 
 from bevjepa.batch import BevBatch, ProbeLabels, VoxelBatch
 from bevjepa.encoders.tokens import voxel_token_indices
-from bevjepa.jepa import MultiBlockMaskSampler, OptimizerSettings
+from bevjepa.jepa import MultiBlockMaskSampler
 from bevjepa.jepa.module import TRAIN_STREAM, VALIDATION_STREAM
+from bevjepa.optimization import OptimizerSettings
 from bevjepa.reconstruction import MaskedOccupancyPretrainModule, OccupancyDecoder
 from bevjepa.reconstruction.losses import masked_occupancy_rate
 

@@ -10,7 +10,7 @@ from small_models import cpu_trainer, small_encoder
 from torch.utils.data import DataLoader
 
 from bevjepa.batch import BevBatch, ProbeLabels
-from bevjepa.jepa import OptimizerSettings
+from bevjepa.optimization import OptimizerSettings
 from bevjepa.probes.heads import IGNORE_INDEX
 from bevjepa.supervised import SupervisedOccupancyPretrainModule
 

@@ -27,9 +27,10 @@ $(STAMP): pyproject.toml
 # The synthetic demo dataset is generated once (about 3 minutes on 2 cores) and reused. Then: the real-frame
 # slice, JEPA pretraining with its report (loss curve, collapse monitors), the MAE-style baseline at the same
 # number of steps, and the probe suite's table (JEPA vs random init vs MAE). One torch thread per process: the
-# DataLoader worker takes the second core.
+# DataLoader worker takes the second core (two threads per process are several times slower on a busy machine).
 JEPA_RUN := $(DEMO_DIR)/jepa/lightning_logs/version_0
 MAE_RUN := $(DEMO_DIR)/mae/lightning_logs/version_0
+demo: export OMP_NUM_THREADS = 1
 demo: install
 	test -f $(DEMO_DATA)/v1.0-demo/sample.json || $(BIN)/python tools/make_synthetic_nuscenes.py \
 		--preset demo --out $(DEMO_DATA) --seed 0 --overwrite
@@ -41,14 +42,14 @@ demo: install
 	$(BIN)/python tools/visualize.py frame --frame-dir ../shared/data/nuscenes_real_frame \
 		--ckpt "$$(ls $(DEMO_DIR)/real_frame/lightning_logs/version_0/checkpoints/*.ckpt)" \
 		--out $(DEMO_DIR)/real_frame_bev.png
-	OMP_NUM_THREADS=1 $(BIN)/bevjepa fit --config configs/pretrain/synthetic_cpu.yaml \
+	$(BIN)/bevjepa fit --config configs/pretrain/synthetic_cpu.yaml \
 		--data.init_args.dataroot $(DEMO_DATA) --trainer.default_root_dir $(DEMO_DIR)/jepa \
 		--trainer.enable_progress_bar false
 	$(BIN)/python -m bevjepa.jepa.training_report $(JEPA_RUN)
-	OMP_NUM_THREADS=1 $(BIN)/bevjepa fit --config configs/pretrain/synthetic_cpu_mae.yaml \
+	$(BIN)/bevjepa fit --config configs/pretrain/synthetic_cpu_mae.yaml \
 		--data.init_args.dataroot $(DEMO_DATA) --trainer.default_root_dir $(DEMO_DIR)/mae \
 		--trainer.enable_progress_bar false
-	OMP_NUM_THREADS=1 $(BIN)/python tools/probe.py --config configs/probe/synthetic_cpu.yaml \
+	$(BIN)/python tools/probe.py --config configs/probe/synthetic_cpu.yaml \
 		--ckpt "$$(ls $(JEPA_RUN)/checkpoints/*.ckpt)" \
 		--baselines "random,mae=$$(ls $(MAE_RUN)/checkpoints/*.ckpt)" --out $(DEMO_DIR)/probes
 	@echo "demo done: tables above; pictures in $(DEMO_DIR)/ (synthetic_sample_bev.png, real_frame_bev.png,"

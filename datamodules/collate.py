@@ -84,7 +84,9 @@ def collate_bev_batch(items: list[dict]) -> BevBatch:
             occupancy=torch.stack([item["occupancy"].long() for item in items]),  # (B, 1 + K, H, W)
             map_rasters=torch.stack([item["map_rasters"] for item in items]),  # (B, 6, H, W)
             ego_trajectory=torch.stack([item["ego_trajectory"] for item in items]),  # (B, K, 2)
-            future_boxes=[list(item["future_boxes"]) for item in items],
+            # Copies: a cached item's boxes are views of its memory-mapped file, which would stay open
+            # for as long as a caller keeps the boxes.
+            future_boxes=[[boxes.clone() for boxes in item["future_boxes"]] for item in items],
             ego_status=torch.stack([item["ego_status"] for item in items]),  # (B, 4)
         )
     return BevBatch(

@@ -1,10 +1,14 @@
-"""Voxel stacking: one copy per sample into the batch tensors, the same batch as the encoder's collate."""
+"""Collating: voxels stacked with one copy per sample into the same batch as the encoder's collate, and no
+batch tensor left as a view of a memory-mapped cache file."""
 
 import pytest
 import torch
 
+from bevjepa.grid import BevGrid
 from bevjepa.sparse import collate_voxels
-from datamodules.collate import stack_voxels
+from datamodules.collate import collate_bev_batch, stack_voxels
+from datamodules.sample_cache import SampleCache
+from datamodules.sample_options import SampleOptions
 
 
 @pytest.mark.parametrize("dtype", [torch.int16, torch.int32])
@@ -20,3 +24,35 @@ def test_stacked_voxels_equal_the_encoder_collate(dtype: torch.dtype):
     assert torch.equal(stacked.features, expected.features)
     assert torch.equal(stacked.coords, expected.coords)
     assert stacked.coords[:, 0].tolist() == [0] * 5 + [2] * 17
+
+
+def test_batches_hold_no_view_of_a_cached_file(tmp_path):
+    cache = SampleCache(tmp_path, SampleOptions(BevGrid(voxel_size=(0.8, 0.8, 0.4)), future_steps=2))
+    payload = {
+        "features": torch.ones(3, 10),
+        "coords": torch.zeros(3, 3, dtype=torch.int16),
+        "visibility": torch.zeros(4, 4, dtype=torch.uint8),
+        "target_visibility": torch.zeros(4, 4, dtype=torch.uint8),
+        "future_tokens": ["", ""],
+        "future_poses": torch.zeros(2, 4, 4),
+        "actions": torch.zeros(2, 4),
+        "future_valid": torch.zeros(2, dtype=torch.bool),
+        "occupancy": torch.zeros(3, 4, 4, dtype=torch.uint8),
+        "map_rasters": torch.zeros(6, 4, 4, dtype=torch.bool),
+        "ego_trajectory": torch.zeros(2, 2),
+        "future_boxes": [torch.ones(2, 7), torch.zeros(0, 7)],
+        "ego_status": torch.arange(4.0),
+    }
+    cache.save("scene", "token", payload)
+    item = cache.load("scene", "token")
+    item.pop("future_tokens")
+    batch = collate_bev_batch([{**item, "sample_token": "token"}])
+    cached = [value for value in item.values() if isinstance(value, torch.Tensor)] + list(
+        item["future_boxes"]
+    )
+    cached_storages = {tensor.untyped_storage().data_ptr() for tensor in cached}
+    batch_tensors = [batch.voxels.features, batch.voxels.coords, batch.labels.ego_status]
+    for tensor in batch_tensors + batch.labels.future_boxes[0]:
+        assert tensor.untyped_storage().data_ptr() not in cached_storages
+    assert torch.equal(batch.labels.ego_status[0], torch.arange(4.0))
+    assert torch.equal(batch.labels.future_boxes[0][0], torch.ones(2, 7))

@@ -45,7 +45,8 @@ class FutureFrames:
     """The keyframes after the current one (t + 0.5 s, t + 1 s, ...) and the ego's motion between them.
 
     Attributes:
-        voxels: K voxel batches, step k's keyframe voxelized in ITS OWN LiDAR frame.
+        voxels: K voxel batches, step k's keyframe voxelized in ITS OWN LiDAR frame (empty when the DataModule
+            was asked for the future motion only, ``future_voxels=False``).
         poses: (B, K, 4, 4) float32 transform from step k's LiDAR frame to the current LiDAR frame (zeros
             where the step is invalid).
         actions: (B, K, 4) float32 ``[dx, dy, dyaw, speed]``: the ego's motion from step k-1 to step k
@@ -90,7 +91,8 @@ class BevBatch:
         visibility: (B, H, W) uint8 per BEV cell from the context sweeps: 0 free, 1 occupied, 2 unobserved.
         target_visibility: (B, H, W) uint8, the same from neighbouring keyframes (past and future)
             aligned into the current frame: cells unobserved now but observed there are occluded targets.
-        futures: the future keyframes and actions, or None when the DataModule was asked for none.
+        futures: the future keyframes' poses and actions (and voxels), or None when the DataModule was asked
+            for no future steps.
         labels: probe labels, or None when not requested.
         skipped_sample_tokens: samples dropped from this batch because their data was bad (only with the
             DataModule's ``on_bad_sample: skip``).

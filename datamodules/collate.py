@@ -70,8 +70,8 @@ def collate_bev_batch(items: list[dict]) -> BevBatch:
         raise ValueError(f"every sample of a batch was bad: {skipped}")
     channels = items[0]["features"].shape[1]
     futures = None
-    if "future_features" in items[0]:
-        steps = len(items[0]["future_features"])
+    if "future_poses" in items[0]:
+        steps = len(items[0]["future_features"]) if "future_features" in items[0] else 0
         futures = FutureFrames(
             voxels=[_future_voxels(items, step, channels) for step in range(steps)],
             poses=torch.stack([item["future_poses"] for item in items]),  # (B, K, 4, 4)

@@ -24,11 +24,9 @@ import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import torch
 import yaml
 from torch.utils.data import DataLoader, Subset
 
-from bevjepa.batch import BevBatch, FutureFrames
 from bevjepa.grid import BevGrid
 from bevjepa.probes.features import SplitFeatures, extract_split_features, token_batch
 from bevjepa.probes.frozen_encoder import FrozenEncoder, load_frozen_encoder, random_init_like
@@ -141,20 +139,6 @@ def load_methods(args: argparse.Namespace, seed: int) -> list[FrozenEncoder]:
     return methods
 
 
-def collate_with_future_motion(items: list[dict]) -> BevBatch:
-    """Batch items that carry future poses and actions but not the future keyframes' voxels (probes forecast
-    from the current keyframe only, so they skip reading those)."""
-    batch = collate_bev_batch(items)
-    if batch.futures is None and "future_poses" in items[0]:
-        batch.futures = FutureFrames(
-            voxels=[],
-            poses=torch.stack([item["future_poses"] for item in items]),  # (B, K, 4, 4)
-            actions=torch.stack([item["actions"] for item in items]),  # (B, K, 4)
-            valid=torch.stack([item["future_valid"] for item in items]),  # (B, K)
-        )
-    return batch
-
-
 def build_data(data: dict, reference: FrozenEncoder) -> NuScenesBEVDataModule:
     """The DataModule with labels on the checkpoints' grid; refuses a config grid or input that differs."""
     if "grid" in data:
@@ -192,7 +176,7 @@ def split_features(
         batch_size=datamodule.batch_size,
         shuffle=False,
         num_workers=datamodule.num_workers,
-        collate_fn=collate_with_future_motion,
+        collate_fn=collate_bev_batch,
     )
     description = f"encoding {split} ({len(dataset)} samples)"
     if not progress:

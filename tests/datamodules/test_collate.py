@@ -7,6 +7,7 @@ import torch
 from bevjepa.grid import BevGrid
 from bevjepa.sparse import collate_voxels
 from datamodules.collate import collate_bev_batch, stack_voxels
+from datamodules.nuscenes import NuScenesBEVDataModule
 from datamodules.sample_cache import SampleCache
 from datamodules.sample_options import SampleOptions
 
@@ -56,3 +57,23 @@ def test_batches_hold_no_view_of_a_cached_file(tmp_path):
         assert tensor.untyped_storage().data_ptr() not in cached_storages
     assert torch.equal(batch.labels.ego_status[0], torch.arange(4.0))
     assert torch.equal(batch.labels.future_boxes[0][0], torch.ones(2, 7))
+
+
+def test_future_motion_without_future_voxels(synthetic_dataroot):
+    dataroot, version = synthetic_dataroot
+    data = NuScenesBEVDataModule(
+        dataroot=str(dataroot),
+        version=version,
+        grid=BevGrid(point_cloud_range=(-25.6, -25.6, -5.0, 25.6, 25.6, 3.0), voxel_size=(0.4, 0.4, 0.5)),
+        lidar_sweeps=1,
+        radar=False,
+        future_steps=2,
+        future_voxels=False,
+        labels=False,
+        batch_size=2,
+    )
+    data.setup("validate")
+    batch = next(iter(data.val_dataloader()))
+    assert batch.futures is not None and batch.futures.voxels == []
+    assert batch.futures.poses.shape == (2, 2, 4, 4) and batch.futures.actions.shape == (2, 2, 4)
+    assert batch.futures.valid.shape == (2, 2) and batch.futures.valid.any()

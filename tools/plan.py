@@ -184,19 +184,29 @@ def aggregate(results: list[EpisodeResult]) -> dict:
     }
 
 
-def hazard_summary(results: list[EpisodeResult], hazard_ids: dict[tuple[int, str], int]) -> dict:
-    """Share of hazard episodes in which the placed hazard was hit, small vs large."""
-    hits: dict[str, list[bool]] = {"small": [], "large": []}
+def hazard_summary(
+    results: list[EpisodeResult], hazard_ids: dict[tuple[int, str], int], reach_m: float
+) -> dict:
+    """Small vs large hazards: of the episodes in which the ego got to its hazard (hit it, or drove ``reach_m``
+    along the route, past it), the share that hit it; episodes that ended before (another collision, time)
+    are counted apart, since they say nothing about the hazard."""
+    counts = {size: {"episodes": 0, "reached": 0, "hit": 0} for size in ("small", "large")}
     for result in results:
         hazard_id = hazard_ids[(result.seed, result.location)]
         category = result.hazards_in_path.get(hazard_id)
         if category is None:
             continue
-        hits[hazard_category(category)].append(hazard_id in result.hazards_hit)
-    return {
-        f"{size}_hit_rate": float(np.mean(values)) if values else float("nan")
-        for size, values in hits.items()
-    } | {f"{size}_episodes": len(values) for size, values in hits.items()}
+        size = counts[hazard_category(category)]
+        hit = hazard_id in result.hazards_hit
+        size["episodes"] += 1
+        size["reached"] += hit or result.progress_m >= reach_m
+        size["hit"] += hit
+    summary = {}
+    for size, count in counts.items():
+        summary[f"{size}_episodes"] = count["episodes"]
+        summary[f"{size}_reached"] = count["reached"]
+        summary[f"{size}_hit_rate"] = count["hit"] / count["reached"] if count["reached"] else float("nan")
+    return summary
 
 
 def machine() -> str:
@@ -259,7 +269,8 @@ def results_markdown(results: dict) -> str:
     if open_loop and open_loop.get("samples"):
         lines += [
             "",
-            f"Open loop on {open_loop['samples']} logged validation keyframes (goal: the logged keyframe at 3 s):",
+            f"Open loop on {open_loop['samples']} logged validation keyframes (goal: the logged keyframe at the "
+            f"planner's horizon, {results['settings']['cem']['horizon'] * 0.5:g} s):",
             "",
             "| metric | 1s | 2s | 3s |",
             "|---|---|---|---|",
@@ -327,7 +338,7 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"episode {index + 1}/{args.episodes} {name}: {result.summary()}", flush=True)
     closed_done = time.perf_counter()
 
-    hazards, audits = {}, {}
+    hazards, hazard_episodes, audits = {}, {}, {}
     if not args.no_audits:
         hazard_results: dict[str, list[EpisodeResult]] = {n: [] for n in HAZARD_POLICIES if n in policies}
         hazard_ids: dict[tuple[int, str], int] = {}
@@ -341,7 +352,9 @@ def main(argv: list[str] | None = None) -> dict:
                     result = runner.run(policies[name], placed, seed)
                     hazard_results[name].append(result)
                     print(f"hazard {kind} {index + 1}: {name}: {result.summary()}", flush=True)
-        hazards = {name: hazard_summary(rs, hazard_ids) for name, rs in hazard_results.items()}
+        reach_m = config["audits"]["hazard_distance_m"] + 2.5  # the ego's centre past the hazard's
+        hazards = {name: hazard_summary(rs, hazard_ids, reach_m) for name, rs in hazard_results.items()}
+        hazard_episodes = {name: [r.summary() for r in rs] for name, rs in hazard_results.items()}
         instants = []
         for index in range(config["audits"]["instants"]):
             town = town_of(index)
@@ -381,6 +394,7 @@ def main(argv: list[str] | None = None) -> dict:
         "closed_loop": {name: aggregate(rs) for name, rs in closed_loop.items()},
         "episodes": {name: [r.summary() for r in rs] for name, rs in closed_loop.items()},
         "hazards": hazards,
+        "hazard_episodes": hazard_episodes,
         "audits": audits,
         "open_loop": open_loop,
         "timings": {

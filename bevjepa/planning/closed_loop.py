@@ -153,6 +153,7 @@ class EpisodeResult:
         distance_m: path length driven.
         off_road_s: seconds with a corner of the ego off the drivable area.
         route_completion: share of ``goal_distance_m`` driven along the route (at most 1).
+        progress_m: distance driven along the route.
         duration_s: simulated seconds.
         planning_ms: mean wall time per plan.
         hazards_in_path: categories of the objects that lay in the ego's path ahead, by instance id.
@@ -170,6 +171,7 @@ class EpisodeResult:
     distance_m: float
     off_road_s: float
     route_completion: float
+    progress_m: float
     duration_s: float
     planning_ms: float
     hazards_in_path: dict[int, str] = field(default_factory=dict)
@@ -190,6 +192,7 @@ class EpisodeResult:
             "distance_m": round(self.distance_m, 3),
             "off_road_s": round(self.off_road_s, 3),
             "route_completion": round(self.route_completion, 4),
+            "progress_m": round(self.progress_m, 3),
             "duration_s": round(self.duration_s, 3),
             "planning_ms": round(self.planning_ms, 3),
             "hazards_in_path": {str(k): v for k, v in self.hazards_in_path.items()},
@@ -334,6 +337,7 @@ class EpisodeRunner:
             distance_m=distance,
             off_road_s=off_road_s,
             route_completion=float(np.clip(checks.route_progress_m / settings.goal_distance_m, 0.0, 1.0)),
+            progress_m=float(checks.route_progress_m),
             duration_s=simulator.time_s,
             planning_ms=float(np.mean([p.planning_ms for p in plans])) if plans else 0.0,
             hazards_in_path=hazards_in_path,

@@ -1,0 +1,65 @@
+"""tools/plan.py end to end on the tiny synthetic dataroot, from a checkpoint written by ``bevjepa fit``."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bevjepa.cli import BevJepaCLI
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _plan_tool():
+    spec = importlib.util.spec_from_file_location("plan_tool", REPO / "tools" / "plan.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_plan_tool_writes_results_pictures_and_heads(synthetic_dataroot, tmp_path) -> None:
+    dataroot, version = synthetic_dataroot
+    BevJepaCLI(
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        args=[
+            "fit",
+            "--config",
+            str(REPO / "configs" / "pretrain" / "synthetic_cpu.yaml"),
+            f"--data.init_args.dataroot={dataroot}",
+            f"--data.init_args.version={version}",
+            "--data.init_args.batch_size=2",
+            "--data.init_args.num_workers=0",
+            f"--trainer.default_root_dir={tmp_path / 'fit'}",
+            "--trainer.max_steps=1",
+            "--trainer.limit_val_batches=1",
+            "--trainer.enable_progress_bar=false",
+        ],
+    )
+    checkpoint = sorted((tmp_path / "fit").rglob("*.ckpt"))[0]
+    config = yaml.safe_load((REPO / "configs" / "plan" / "synthetic_cpu.yaml").read_text())
+    config["data"].update(dataroot=str(dataroot), version=version, batch_size=2, num_workers=0)
+    config["heads"].update(steps=5, ego_status_steps=5)
+    config["episodes"].update(town_seeds=[1001], max_duration_s=1.0)
+    config["cem"].update(samples=4, elites=2, iterations=1)
+    config["audits"].update(instants=1, hazard_episodes=1)
+    config["open_loop"]["max_batches"] = 1
+    config_path = tmp_path / "plan.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    out = tmp_path / "plan"
+    results = _plan_tool().main(
+        ["--ckpt", str(checkpoint), "--episodes", "1", "--out", str(out), "--config", str(config_path)]
+    )
+    stored = json.loads((out / "results.json").read_text())
+    assert set(stored["closed_loop"]) == set(results["closed_loop"]) and len(stored["closed_loop"]) == 5
+    assert stored["closed_loop"]["privileged_cem"]["episodes"] == 1
+    assert stored["audits"]["instants"] == 1 and "small_reached" in stored["hazards"]["jepa_mpc_cem"]
+    assert len(stored["hazard_episodes"]["privileged_cem"]) == 3  # cone, pedestrian, car
+    assert stored["open_loop"]["samples"] >= 1
+    assert (out / "heads.pt").is_file() and "| policy |" in (out / "results.md").read_text()
+    assert len(sorted((out / "episodes").rglob("*.png"))) == 5

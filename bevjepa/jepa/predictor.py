@@ -37,6 +37,20 @@ def sincos_position_codes(token_shape: tuple[int, int], dim: int) -> torch.Tenso
     return torch.cat([codes(grid_rows.flatten()), codes(grid_cols.flatten())], dim=1).float()
 
 
+def pre_norm_transformer(width: int, depth: int, num_heads: int, mlp_ratio: float) -> nn.TransformerEncoder:
+    """``depth`` pre-norm transformer blocks (GELU MLP of ``width * mlp_ratio``, no dropout) over (B, N, width)."""
+    block = nn.TransformerEncoderLayer(
+        width,
+        num_heads,
+        dim_feedforward=int(width * mlp_ratio),
+        dropout=0.0,
+        activation="gelu",
+        batch_first=True,
+        norm_first=True,
+    )
+    return nn.TransformerEncoder(block, depth, enable_nested_tensor=False)
+
+
 class BEVPredictor(nn.Module):
     """Predicts target embeddings on every token of the BEV token grid.
 
@@ -78,16 +92,7 @@ class BEVPredictor(nn.Module):
             "action_scale", torch.tensor(action_scale, dtype=torch.float32), persistent=False
         )
         self.action_embedding = nn.Sequential(nn.Linear(4, width), nn.GELU(), nn.Linear(width, width))
-        block = nn.TransformerEncoderLayer(
-            width,
-            num_heads,
-            dim_feedforward=int(width * mlp_ratio),
-            dropout=0.0,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.blocks = nn.TransformerEncoder(block, depth, enable_nested_tensor=False)
+        self.blocks = pre_norm_transformer(width, depth, num_heads, mlp_ratio)
         self.output_norm = nn.LayerNorm(width)
         self.output_projection = nn.Linear(width, embed_dim)
         nn.init.normal_(self.mask_token, std=0.02)

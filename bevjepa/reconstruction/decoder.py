@@ -5,7 +5,7 @@ logits of its occupancy target."""
 import torch
 from torch import nn
 
-from bevjepa.jepa.predictor import sincos_position_codes
+from bevjepa.jepa.predictor import pre_norm_transformer, sincos_position_codes
 
 
 class OccupancyDecoder(nn.Module):
@@ -39,16 +39,7 @@ class OccupancyDecoder(nn.Module):
         self.register_buffer(
             "position_codes", sincos_position_codes(self.token_shape, width), persistent=False
         )
-        block = nn.TransformerEncoderLayer(
-            width,
-            num_heads,
-            dim_feedforward=int(width * mlp_ratio),
-            dropout=0.0,
-            activation="gelu",
-            batch_first=True,
-            norm_first=True,
-        )
-        self.blocks = nn.TransformerEncoder(block, depth, enable_nested_tensor=False)
+        self.blocks = pre_norm_transformer(width, depth, num_heads, mlp_ratio)
         self.output_norm = nn.LayerNorm(width)
         self.output_projection = nn.Linear(width, target_size)
         nn.init.normal_(self.mask_token, std=0.02)

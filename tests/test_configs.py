@@ -6,11 +6,13 @@ import pytest
 
 from bevjepa.cli import BevJepaCLI
 
-# configs/probe/ holds tools/probe.py settings, not CLI configs (tests/test_probe_tool.py checks them).
+# configs/probe/ and configs/plan/ hold tools/probe.py and tools/plan.py settings, not CLI configs (their
+# tools' tests check them).
+TOOL_CONFIG_FOLDERS = ("probe", "plan")
 CONFIGS = sorted(
     path
     for path in (Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml")
-    if path.parent.name != "probe"
+    if path.parent.name not in TOOL_CONFIG_FOLDERS
 )
 
 

@@ -27,7 +27,6 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Subset
 
-from bevjepa.batch import BevBatch, FutureFrames
 from bevjepa.planning.audits import audit_instant, summarise_audits
 from bevjepa.planning.closed_loop import EpisodeResult, EpisodeRunner, EpisodeSettings, hazard_category
 from bevjepa.planning.energy import EnergyWeights, LatentPlanningEnergy
@@ -80,19 +79,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def collate_with_future_motion(items: list[dict]) -> BevBatch:
-    """Batch items with future poses and actions but without the future keyframes' voxels."""
-    batch = collate_bev_batch(items)
-    if batch.futures is None and "future_poses" in items[0]:
-        batch.futures = FutureFrames(
-            voxels=[],
-            poses=torch.stack([item["future_poses"] for item in items]),  # (B, K, 4, 4)
-            actions=torch.stack([item["actions"] for item in items]),  # (B, K, 4)
-            valid=torch.stack([item["future_valid"] for item in items]),  # (B, K)
-        )
-    return batch
-
-
 def datamodule(data: dict, frozen: FrozenEncoder, future_voxels: bool) -> NuScenesBEVDataModule:
     settings = {key: data[key] for key in DATA_KEYS if key in data}
     module = NuScenesBEVDataModule(
@@ -122,7 +108,7 @@ def planning_heads(args: argparse.Namespace, config: dict, frozen: FrozenEncoder
         module.dataset(data.get("train_split", "train")),
         batch_size=module.batch_size,
         num_workers=module.num_workers,
-        collate_fn=collate_with_future_motion,
+        collate_fn=collate_bev_batch,
     )
     print(f"encoding the training split ({len(loader.dataset)} samples) for the planning heads", flush=True)
     features = extract_split_features(loader, [frozen], 0, total=len(loader))

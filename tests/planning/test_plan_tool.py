@@ -19,6 +19,14 @@ def _plan_tool():
     return module
 
 
+def test_the_plan_config_names_only_what_the_tool_reads():
+    plan = _plan_tool()
+    config = yaml.safe_load((REPO / "configs" / "plan" / "synthetic_cpu.yaml").read_text())
+    assert set(config) == {"data", "heads", "episodes", "cem", "energy", "audits", "open_loop", "seed"}
+    assert set(config["data"]) <= set(plan.DATA_KEYS) | {"future_steps", "batch_size", "num_workers"}
+    assert plan.parse_args(["--ckpt", "x.ckpt", "--out", "out"]).config == plan.DEFAULT_CONFIG
+
+
 @pytest.mark.slow
 def test_plan_tool_writes_results_pictures_and_heads(synthetic_dataroot, tmp_path) -> None:
     dataroot, version = synthetic_dataroot

@@ -60,34 +60,10 @@ class TokenCellHead(nn.Module):
         else:
             self.net = nn.Linear(embed_dim, outputs)
 
-    def initialize_output_bias(self, logits: torch.Tensor) -> None:
-        """Start every cell's outputs at ``logits (C,)`` (the label prior, as RetinaNet initialises its
-        classifier): a rare layer then starts near its base rate instead of at 50 %, which a few hundred
-        small AdamW steps could not reach."""
-        last = self.net[-1] if isinstance(self.net, nn.Sequential) else self.net
-        with torch.no_grad():
-            last.bias.copy_(logits.to(last.bias).repeat(self.patch * self.patch))  # (p * p * C,), C fastest
-
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, N, D) tokens -> (B, C, H, W) per-cell outputs."""
         standardized = self.standardize(tokens.flatten(0, 1)).view_as(tokens)  # (B, N, D)
         return tokens_to_cells(self.net(standardized), self.token_shape, self.patch)
-
-
-def class_prior_logits(
-    classes: torch.Tensor, num_classes: int, ignore_index: int = IGNORE_INDEX
-) -> torch.Tensor:
-    """Log-frequencies (C,) of the observed cells' classes in ``classes (...)`` (softmax logits of the prior)."""
-    observed = classes[classes != ignore_index].long()
-    counts = torch.bincount(observed, minlength=num_classes).double() + 1.0  # one pseudo-count per class
-    return (counts / counts.sum()).log().float()
-
-
-def layer_prior_logits(layers: torch.Tensor) -> torch.Tensor:
-    """Log-odds (C,) of each layer's share of cells in ``layers (S, C, H, W)`` bool (sigmoid prior)."""
-    cells = layers.shape[0] * layers.shape[2] * layers.shape[3]
-    rate = (layers.sum(dim=(0, 2, 3)).double() + 1.0) / (cells + 2.0)  # Laplace-smoothed
-    return torch.logit(rate).float()
 
 
 def occupancy_head(

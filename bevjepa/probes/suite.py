@@ -16,7 +16,6 @@ from tqdm.auto import tqdm
 from bevjepa.grid import BevGrid
 from bevjepa.probes.ego_status_probe import EgoStatusProbe, mean_trajectory
 from bevjepa.probes.features import SplitFeatures, token_batch
-from bevjepa.probes.heads import OCCUPANCY_CLASSES, class_prior_logits, layer_prior_logits
 from bevjepa.probes.label_subsets import label_subset
 from bevjepa.probes.module import ProbeModule
 from bevjepa.probes.planning_head import NUSCENES_EGO_POSE_IN_LIDAR, candidates_in_lidar_frame
@@ -124,8 +123,7 @@ def train_probe(
     token_patch: int,
     settings: ProbeSettings,
 ) -> ProbeModule:
-    """Train one method's heads on the training samples ``subset`` (occupancy and map outputs start at the
-    subset's label priors)."""
+    """Train one method's heads on the training samples ``subset``."""
     embed_dim = train.tokens[method].shape[-1]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
@@ -139,11 +137,6 @@ def train_probe(
             weight_decay=settings.weight_decay,
             total_steps=settings.steps,
         )
-    labels = train.labels
-    module.occupancy_head.initialize_output_bias(
-        class_prior_logits(labels.occupancy[subset, 0], len(OCCUPANCY_CLASSES))
-    )
-    module.map_head.initialize_output_bias(layer_prior_logits(labels.map_rasters[subset]))
     _trainer(settings.steps).fit(module, _train_loader(train, method, subset, settings))
     return module
 

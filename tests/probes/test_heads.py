@@ -6,14 +6,7 @@ import torch
 
 from bevjepa.encoders.tokens import bev_to_tokens
 from bevjepa.grid import BevGrid
-from bevjepa.probes.heads import (
-    TokenCellHead,
-    class_prior_logits,
-    layer_prior_logits,
-    map_head,
-    occupancy_head,
-    tokens_to_cells,
-)
+from bevjepa.probes.heads import TokenCellHead, map_head, occupancy_head, tokens_to_cells
 from bevjepa.probes.planning_head import (
     NO_TARGET,
     PlanningCostHead,
@@ -75,26 +68,3 @@ def test_planning_head_prefers_the_candidate_off_a_costly_cell():
     assert head.plan(scores).tolist() == [candidates[1].tolist()]
     with_status = PlanningCostHead(8, (4, 4), 2, GRID, candidates, ego_status_dim=4)
     assert with_status(torch.randn(3, 16, 8), torch.randn(3, 4))[0].shape == (3, 2)
-
-
-def test_label_priors_by_hand():
-    classes = torch.tensor(
-        [[0, 0, 1, 255], [0, 3, 255, 255]]
-    )  # observed: three free, one vehicle, one static
-    expected = torch.tensor([4.0, 2.0, 1.0, 2.0]) / 9.0  # one pseudo-count per class
-    torch.testing.assert_close(class_prior_logits(classes, 4), expected.log())
-    layers = torch.zeros(2, 2, 2, 2, dtype=torch.bool)
-    layers[0, 0] = True  # layer 0 on 4 of 8 cells, layer 1 on none
-    rates = torch.tensor([5.0 / 10.0, 1.0 / 10.0])
-    torch.testing.assert_close(layer_prior_logits(layers), torch.logit(rates))
-
-
-def test_initialized_head_predicts_the_prior_on_every_cell():
-    prior = torch.tensor([-0.5, -3.0, 1.0])
-    for hidden_dim in (0, 5):
-        head = TokenCellHead(8, (4, 4), 2, 3, hidden_dim=hidden_dim)
-        head.initialize_output_bias(prior)
-        last = head.net[-1] if hidden_dim else head.net
-        torch.nn.init.zeros_(last.weight)
-        cells = head(torch.randn(2, 16, 8))  # (2, 3, 8, 8)
-        torch.testing.assert_close(cells, prior.view(1, 3, 1, 1).expand(2, 3, 8, 8))

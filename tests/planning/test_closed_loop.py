@@ -1,14 +1,10 @@
 """Closed-loop episodes: metrics that tell a stopped car from a driving one, reproducible episodes, pictures."""
 
-import functools
-
 import numpy as np
 import pytest
 import torch
+from tiny_world_model import GRID, tiny_world_model
 
-from bevjepa.encoders import SparseBEVEncoder
-from bevjepa.grid import BevGrid
-from bevjepa.jepa import BEVPredictor, JEPAPretrainModule
 from bevjepa.planning.closed_loop import EpisodeRunner, EpisodeSettings
 from bevjepa.planning.energy import LatentPlanningEnergy
 from bevjepa.planning.hazards import with_hazard
@@ -17,12 +13,10 @@ from bevjepa.planning.optimizers import CEMSettings, CrossEntropyMethod
 from bevjepa.planning.pictures import episode_picture
 from bevjepa.planning.policies import AlwaysBrakePolicy, ConstantVelocityPolicy, LatentMPCPolicy
 from bevjepa.planning.privileged import PrivilegedPolicy
-from bevjepa.planning.world_model import LatentWorldModel
 from bevjepa.sim.presets import get_preset
 from bevjepa.sim.town import generate_town
 from datamodules.live_frames import LiveSensorFrames
 
-GRID = BevGrid([-38.4, -38.4, -5.0, 38.4, 38.4, 3.0], [0.4, 0.4, 0.25], 8)
 SEED = 1  # a drive whose first 40 m run straight on: constant velocity reaches the goal
 
 
@@ -70,26 +64,6 @@ def test_a_hazard_on_the_lane_is_hit_by_constant_velocity_and_counted(runner, to
     assert runner.run(privileged, blocked, SEED).hazards_hit == []
 
 
-def _tiny_world_model() -> LatentWorldModel:
-    torch.manual_seed(0)
-    module = JEPAPretrainModule(
-        GRID,
-        in_channels=10,
-        encoder=functools.partial(
-            SparseBEVEncoder,
-            embed_dim=16,
-            bev_channels=16,
-            base_channels=8,
-            encoder_channels=((8,), (16,), (16,), (16,)),
-            encoder_paddings=((1,), (1,), (1,), ((0, 1, 1),)),
-            sparse_output_channels=16,
-        ),
-        predictor=functools.partial(BEVPredictor, width=16, depth=1, num_heads=2, max_time_offset=3),
-        token_patch=2,
-    )
-    return LatentWorldModel(module)
-
-
 def test_latent_mpc_episode_is_deterministic_for_a_seed(town, tmp_path) -> None:
     runner = EpisodeRunner(
         get_preset("tiny").simulator_for("boston-seaport"),
@@ -97,7 +71,7 @@ def test_latent_mpc_episode_is_deterministic_for_a_seed(town, tmp_path) -> None:
         _live_frames,
     )
     cem = CrossEntropyMethod(BOUNDS, CEMSettings(horizon=3, samples=8, elites=2, iterations=2))
-    policy = LatentMPCPolicy(LatentPlanningEnergy(_tiny_world_model()), cem)
+    policy = LatentMPCPolicy(LatentPlanningEnergy(tiny_world_model(max_time_offset=3)), cem)
     first, second = runner.run(policy, town, SEED), runner.run(policy, town, SEED)
     assert len(first.plans) == 3 and first.plans[0].candidates.shape == (8, 3, 2)
     np.testing.assert_array_equal(first.path, second.path)

@@ -1,16 +1,13 @@
 """Open-loop planning on logged keyframes, the BEV heads the energy reads, and the world-model audits."""
 
-import functools
 import math
 
 import pytest
 import torch
+from tiny_world_model import GRID, tiny_world_model
 from torch.utils.data import DataLoader, Subset
 
-from bevjepa.encoders import SparseBEVEncoder
 from bevjepa.encoders.tokens import token_grid_shape
-from bevjepa.grid import BevGrid
-from bevjepa.jepa import BEVPredictor, JEPAPretrainModule
 from bevjepa.planning.audits import audit_instant, summarise_audits
 from bevjepa.planning.closed_loop import EpisodeRunner, EpisodeSettings
 from bevjepa.planning.energy import LatentPlanningEnergy
@@ -27,7 +24,6 @@ from datamodules.collate import collate_bev_batch
 from datamodules.live_frames import LiveSensorFrames
 from datamodules.nuscenes import NuScenesBEVDataModule
 
-GRID = BevGrid([-38.4, -38.4, -5.0, 38.4, 38.4, 3.0], [0.4, 0.4, 0.25], 8)
 HORIZON = 3
 
 
@@ -41,23 +37,7 @@ def single_thread():
 
 @pytest.fixture(scope="module")
 def world_model() -> LatentWorldModel:
-    torch.manual_seed(0)
-    module = JEPAPretrainModule(
-        GRID,
-        in_channels=10,
-        encoder=functools.partial(
-            SparseBEVEncoder,
-            embed_dim=16,
-            bev_channels=16,
-            base_channels=8,
-            encoder_channels=((8,), (16,), (16,), (16,)),
-            encoder_paddings=((1,), (1,), (1,), ((0, 1, 1),)),
-            sparse_output_channels=16,
-        ),
-        predictor=functools.partial(BEVPredictor, width=16, depth=1, num_heads=2, max_time_offset=HORIZON),
-        token_patch=2,
-    )
-    return LatentWorldModel(module)
+    return tiny_world_model(max_time_offset=HORIZON)
 
 
 def _heads() -> PlanningHeads:

@@ -4,12 +4,20 @@ Its input is a full token grid: where the source embedding is known (context tok
 keyframe when stepping into the future) the token is that embedding, elsewhere a learned mask token. Every
 token adds a fixed 2-D sine-cosine position code, and the whole grid is conditioned on the target kind, the
 time offset (keyframes after the context frame) and, for future steps, the ego action of the step.
+
+The predictor is residual: a known token's prediction is its own (layer-normalised) source embedding plus the
+transformer's correction, an unknown token's is the correction alone. Stepping into the future, the source is
+the previous keyframe carried along the ego's motion, so the world model starts from "the world stood still"
+and learns what moves and what comes into view; under uncertainty its predictions shrink toward that carried
+frame rather than toward the mean embedding.
 """
 
 from enum import IntEnum
 
 import torch
 from torch import nn
+
+from bevjepa.jepa.losses import layer_normalize
 
 
 class TargetKind(IntEnum):
@@ -98,6 +106,8 @@ class BEVPredictor(nn.Module):
         nn.init.normal_(self.mask_token, std=0.02)
         nn.init.normal_(self.kind_embedding.weight, std=0.02)
         nn.init.normal_(self.time_embedding.weight, std=0.02)
+        nn.init.normal_(self.output_projection.weight, std=0.02)  # small corrections at the start
+        nn.init.zeros_(self.output_projection.bias)
 
     def forward(
         self,
@@ -119,7 +129,8 @@ class BEVPredictor(nn.Module):
                 starts from; required for future targets.
 
         Returns:
-            (B, N, D) predicted (layer-normalised) target embeddings.
+            (B, N, D) predicted (layer-normalised) target embeddings: the layer-normalised source where known,
+            plus the transformer's correction.
         """
         batch, num_tokens, _ = source.shape
         if num_tokens != self.position_codes.shape[0]:
@@ -135,4 +146,6 @@ class BEVPredictor(nn.Module):
                 raise ValueError("future targets need the step's actions")
             condition = condition + self.action_embedding(actions / self.action_scale)
         tokens = tokens + self.position_codes + condition.unsqueeze(1)  # (B, N, W)
-        return self.output_projection(self.output_norm(self.blocks(tokens)))  # (B, N, D)
+        correction = self.output_projection(self.output_norm(self.blocks(tokens)))  # (B, N, D)
+        carried = torch.where(known.unsqueeze(-1), layer_normalize(source), torch.zeros_like(source))
+        return carried + correction

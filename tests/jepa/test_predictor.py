@@ -42,7 +42,7 @@ def test_unknown_tokens_are_not_read():
         predictor(changed, known, TargetKind.MASKED_BLOCK, 0),
     )
     changed_known = source.clone()
-    changed_known[known] += 1.0
+    changed_known[known] += torch.randn_like(changed_known[known])  # a change layer norm cannot remove
     assert not torch.allclose(
         predictor(source, known, TargetKind.MASKED_BLOCK, 0),
         predictor(changed_known, known, TargetKind.MASKED_BLOCK, 0),
@@ -84,3 +84,15 @@ def test_position_codes_are_distinct():
     assert codes.shape == (42, 16)
     distances = torch.cdist(codes, codes) + torch.eye(42)
     assert distances.min() > 1e-3
+
+
+def test_prediction_is_the_carried_source_plus_a_correction():
+    predictor = _predictor().eval()
+    source, known = _inputs()
+    with torch.no_grad():
+        predictor.output_projection.weight.zero_()
+        predictor.output_projection.bias.fill_(0.5)
+    prediction = predictor(source, known, TargetKind.FUTURE, 1, torch.randn(2, 4))
+    normalised = torch.nn.functional.layer_norm(source, (12,))
+    torch.testing.assert_close(prediction[known], normalised[known] + 0.5)
+    torch.testing.assert_close(prediction[~known], torch.full_like(prediction[~known], 0.5))

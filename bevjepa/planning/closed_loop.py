@@ -125,13 +125,15 @@ class Policy(Protocol):
 
 @dataclass
 class PlanRecord:
-    """One plan of an episode, in the global frame (for pictures).
+    """One plan of an episode, in the global frame (for pictures and animations).
 
     Attributes:
         time_s: when it was made.
         ego_pose: (3,) ``[x, y, yaw]``.
         trajectory: (H, 2) planned path, or None; candidates: (S, H, 2), or None.
         planning_ms: wall time of the policy's ``act``.
+        ego_box: (7,) ``[cx, cy, cz, dx, dy, dz, yaw]`` of the ego's body then.
+        agent_boxes: (K, 7) boxes of the traffic (the objects that move) then.
     """
 
     time_s: float
@@ -139,6 +141,8 @@ class PlanRecord:
     trajectory: np.ndarray | None
     candidates: np.ndarray | None
     planning_ms: float
+    ego_box: np.ndarray = field(default_factory=lambda: np.zeros(7))
+    agent_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 7)))
 
 
 @dataclass
@@ -300,6 +304,10 @@ class EpisodeRunner:
                         None if plan.trajectory is None else to_global_frame(plan.trajectory, pose),
                         None if plan.candidates is None else to_global_frame(plan.candidates, pose),
                         planning_ms,
+                        self.config.ego.box(ego),
+                        np.array([o.box for o in simulator.objects()[len(town.static.objects) :]]).reshape(
+                            -1, 7
+                        ),
                     )
                 )
                 action = EgoAction(float(plan.controls[0, 0]), float(plan.controls[0, 1]))

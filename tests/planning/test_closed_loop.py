@@ -1,8 +1,10 @@
-"""Closed-loop episodes: metrics that tell a stopped car from a driving one, reproducible episodes, pictures."""
+"""Closed-loop episodes: metrics that tell a stopped car from a driving one, reproducible episodes, pictures
+and animations."""
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from tiny_world_model import GRID, tiny_world_model
 
 from bevjepa.planning.closed_loop import EpisodeRunner, EpisodeSettings
@@ -10,7 +12,7 @@ from bevjepa.planning.energy import LatentPlanningEnergy
 from bevjepa.planning.hazards import with_hazard
 from bevjepa.planning.optimizers import CONTROL_BOUNDS as BOUNDS
 from bevjepa.planning.optimizers import CEMSettings, CrossEntropyMethod
-from bevjepa.planning.pictures import episode_picture
+from bevjepa.planning.pictures import episode_animation, episode_picture
 from bevjepa.planning.policies import AlwaysBrakePolicy, ConstantVelocityPolicy, LatentMPCPolicy
 from bevjepa.planning.privileged import PrivilegedPolicy
 from bevjepa.sim.presets import get_preset
@@ -82,3 +84,8 @@ def test_latent_mpc_episode_is_deterministic_for_a_seed(town, tmp_path) -> None:
     assert not np.array_equal(other.path[:5], first.path[:5])
     picture = episode_picture(first, town, tmp_path / "episode.png")
     assert picture.stat().st_size > 10_000
+    assert first.plans[0].ego_box.shape == (7,) and first.plans[0].agent_boxes.shape[1:] == (7,)
+    animation = episode_animation(first, town, tmp_path / "episode.gif")
+    with Image.open(animation) as gif:
+        assert gif.n_frames == len(first.plans) + 1  # a frame per plan, then the outcome
+        assert gif.info["loop"] == 0

@@ -8,7 +8,8 @@ Every method's encoder is frozen; its layer-normalised tokens of the train and h
 once, then small heads train on them at each label fraction: occupancy now (4 classes), map elements
 (6 layers) and a planning-cost head scoring fixed candidate trajectories (without and with ego status). A
 method whose checkpoint holds a world model (JEPA) also forecasts future tokens from the logged actions; the
-same occupancy head decodes them into occupancy at 1/2/3 s, beside copying the present. Planners that read
+same occupancy head decodes them into occupancy at 1/2/3 s (each step mapped onto the present tokens' statistics,
+measured on the training split), beside copying the present. Planners that read
 no scene (ego-status MLP, constant velocity, the mean trajectory) are scored beside them.
 
 Writes to --out: results.json (every number, the config, checkpoint hashes, dataset and seeds), results.md
@@ -29,6 +30,7 @@ from torch.utils.data import DataLoader, Subset
 
 from bevjepa.grid import BevGrid
 from bevjepa.probes.features import SplitFeatures, extract_split_features, token_batch
+from bevjepa.probes.forecast_calibration import calibrate_forecasts
 from bevjepa.probes.frozen_encoder import FrozenEncoder, load_frozen_encoder, random_init_like
 from bevjepa.probes.pictures import pick_picture_sample, probe_picture
 from bevjepa.probes.report import results_markdown
@@ -279,6 +281,7 @@ def main(argv: list[str] | None = None) -> dict:
         role: split_features(datamodule, split, methods, forecast_steps, args.max_samples, progress)
         for role, split in splits.items()
     }
+    calibrate_forecasts(features["train"], [features["val"]])
     encoded = time.perf_counter()
     suite = run_probe_suite(
         features["train"], features["val"], methods[0].grid, methods[0].token_patch, settings, progress

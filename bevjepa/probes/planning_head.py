@@ -1,7 +1,8 @@
 """The planning-cost probe: a cost map read from frozen tokens scores a fixed set of candidate ego trajectories.
 
-Each candidate's score is minus the cost summed over its waypoints (bilinear look-up in the cost map; a
-waypoint beyond the grid reads the nearest border cell);
+Each candidate's score is a learned prior of the candidate (how often it is driven, whatever the scene) minus
+the cost summed over its waypoints (bilinear look-up in the cost map; a waypoint beyond the grid reads the
+nearest border cell), so the scene only has to say where to deviate from the usual;
 with ego status, an MLP of the ego's current motion adds a per-candidate term. Training is a classification
 over candidates whose target is the candidate nearest to the logged trajectory; the plan is the best-scored
 candidate.
@@ -86,6 +87,7 @@ class PlanningCostHead(nn.Module):
         super().__init__()
         self.cost_map = TokenCellHead(embed_dim, token_shape, patch, 1, hidden_dim)
         self.register_buffer("candidates", candidates.float().clone())
+        self.candidate_prior = nn.Parameter(torch.zeros(len(candidates)))  # (T,) how often each is driven
         low = torch.tensor(grid.point_cloud_range[:2], dtype=torch.float32)
         high = torch.tensor(grid.point_cloud_range[3:5], dtype=torch.float32)
         # Waypoints in grid_sample's normalised coordinates ([-1, 1] over the range, x then y): (1, T, K, 2).
@@ -122,7 +124,7 @@ class PlanningCostHead(nn.Module):
         waypoint_cost = F.grid_sample(
             cost, points, align_corners=False, padding_mode="border"
         )  # (B, 1, T, K)
-        scores = -waypoint_cost[:, 0].sum(dim=-1)  # (B, T)
+        scores = self.candidate_prior - waypoint_cost[:, 0].sum(dim=-1)  # (B, T)
         if self.ego_status_mlp is not None:
             if ego_status is None:
                 raise ValueError("this planning head reads the ego status; none was given")

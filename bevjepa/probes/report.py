@@ -86,7 +86,8 @@ def results_markdown(results: Mapping) -> str:
         "## Future occupancy mIoU (%) in the current frame",
         "",
         "Scored on the cells of the current grid that the future keyframe's grid covers. `forecast`: the occupancy"
-        " head decodes the world model's predicted tokens (rolled out with the logged actions) and the class map"
+        " head decodes the world model's predicted tokens (rolled out with the logged actions; each step mapped per"
+        " dimension onto the present tokens' statistics, measured on the training split) and the class map"
         " is carried into the current frame; `copy last prediction`: the head's prediction now, reused at every"
         " horizon; `copy current labels`: the labels now (ignored cells as free), reused - a reference built"
         " from ground truth, not a method.",

@@ -68,3 +68,20 @@ def test_planning_head_prefers_the_candidate_off_a_costly_cell():
     assert head.plan(scores).tolist() == [candidates[1].tolist()]
     with_status = PlanningCostHead(8, (4, 4), 2, GRID, candidates, ego_status_dim=4)
     assert with_status(torch.randn(3, 16, 8), torch.randn(3, 4))[0].shape == (3, 2)
+
+
+def test_planning_head_learns_how_often_each_candidate_is_driven():
+    # Tokens that carry nothing: only the learned candidate prior can tell the candidates apart.
+    candidates = torch.tensor([[[1.6, 4.8], [1.6, 8.0]], [[4.8, 4.8], [4.8, 8.0]]])  # (2, 2, 2)
+    torch.manual_seed(0)
+    head = PlanningCostHead(8, (4, 4), 2, GRID, candidates)
+    optimizer = torch.optim.Adam(head.parameters(), lr=0.05)
+    targets = torch.tensor([1, 1, 1, 0])  # candidate 1 driven three times in four
+    for _ in range(100):
+        scores, _ = head(torch.zeros(4, 16, 8))
+        loss = torch.nn.functional.cross_entropy(scores, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    probabilities = head(torch.zeros(1, 16, 8))[0].softmax(dim=1)[0]
+    assert torch.allclose(probabilities, torch.tensor([0.25, 0.75]), atol=0.02)

@@ -12,7 +12,9 @@ suite's occupancy, map and planning-cost heads, trained here on the training spl
 with --heads).
 
 Writes to --out: results.json (every number, settings, checkpoint hash, machine), results.md (tables),
-heads.pt (the trained heads) and episodes/<policy>/seed_<seed>.png (executed path, CEM candidates, goal).
+heads.pt (the trained heads), episodes/<policy>/seed_<seed>.png (executed path, CEM candidates, goal) and,
+for the first --animations episodes of each policy, episodes/<policy>/seed_<seed>.gif (a frame per planning
+step: the ego and its path so far, that step's candidates and chosen plan, the traffic, the goal).
 """
 
 import argparse
@@ -30,11 +32,12 @@ from torch.utils.data import DataLoader, Subset
 from bevjepa.planning.audits import audit_instant, summarise_audits
 from bevjepa.planning.closed_loop import EpisodeResult, EpisodeRunner, EpisodeSettings, hazard_category
 from bevjepa.planning.energy import EnergyWeights, LatentPlanningEnergy
+from bevjepa.planning.energy_spread import TermSpreadRecorder, spread_table, summarise_spreads
 from bevjepa.planning.hazards import HAZARDS, with_hazard
 from bevjepa.planning.heads import PlanningHeads, train_planning_heads
 from bevjepa.planning.open_loop import open_loop_metrics
 from bevjepa.planning.optimizers import CONTROL_BOUNDS, CEMSettings, CrossEntropyMethod, RandomShooting
-from bevjepa.planning.pictures import episode_picture
+from bevjepa.planning.pictures import episode_animation, episode_picture
 from bevjepa.planning.policies import ConstantVelocityPolicy, EgoStatusPolicy, LatentMPCPolicy
 from bevjepa.planning.privileged import PrivilegedPolicy
 from bevjepa.planning.world_model import LatentWorldModel
@@ -57,6 +60,8 @@ POLICIES = (
     "privileged_cem",
 )
 HAZARD_POLICIES = ("jepa_mpc_cem", "constant_velocity", "privileged_cem")
+# Towns for inspecting the energy: fresh seeds, neither the held-out towns (configs' town_seeds) nor tuned on them.
+INSPECTION_TOWN_SEEDS = (2001, 2002, 2003)
 DATA_KEYS = ("dataroot", "version", "train_split", "val_split", "lidar_sweeps", "radar", "radar_sweeps")
 
 
@@ -74,7 +79,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--no-audits", action="store_true", help="skip the audits and the hazard episodes")
     parser.add_argument("--no-open-loop", action="store_true", help="skip open-loop planning on logs")
-    parser.add_argument("--no-pictures", action="store_true", help="write no episode pictures")
+    parser.add_argument(
+        "--no-pictures", action="store_true", help="write no episode pictures (nor animations)"
+    )
+    parser.add_argument(
+        "--animations",
+        type=int,
+        default=3,
+        metavar="N",
+        help="animate the first N closed-loop episodes of each policy to GIFs next to their PNGs, a frame per "
+        "planning step at 2.5 fps (about a second of rendering each; 0: none)",
+    )
+    parser.add_argument(
+        "--inspect-energy",
+        type=int,
+        default=0,
+        metavar="EPISODES",
+        help="instead of the evaluation: drive this many latent-MPC (CEM) episodes in fresh towns that are "
+        f"not held out (town seeds {list(INSPECTION_TOWN_SEEDS)}), record each energy term's spread across "
+        "the candidates of every plan, and write energy_spread.json (the config's energy weights come from it)",
+    )
     parser.add_argument("--device", default="cpu", help="device of the world model (cpu, cuda)")
     return parser.parse_args(argv)
 
@@ -127,17 +151,23 @@ def planning_heads(args: argparse.Namespace, config: dict, frozen: FrozenEncoder
     return trained
 
 
-def make_policies(
-    names: list[str], world_model: LatentWorldModel, heads: PlanningHeads, config: dict, horizon: int
-) -> dict:
-    cem_settings = CEMSettings(**{**config["cem"], "horizon": horizon})
-    energy = LatentPlanningEnergy(
+def planning_energy(
+    world_model: LatentWorldModel, heads: PlanningHeads, config: dict
+) -> LatentPlanningEnergy:
+    return LatentPlanningEnergy(
         world_model,
         EnergyWeights(**config["energy"]),
         cost_map=heads.cost_map,
         collision_map=heads.collision_map,
         off_road_map=heads.off_road_map,
     )
+
+
+def make_policies(
+    names: list[str], world_model: LatentWorldModel, heads: PlanningHeads, config: dict, horizon: int
+) -> dict:
+    cem_settings = CEMSettings(**{**config["cem"], "horizon": horizon})
+    energy = planning_energy(world_model, heads, config)
     cem = CrossEntropyMethod(CONTROL_BOUNDS, cem_settings)
     makers = {
         "jepa_mpc_cem": lambda: LatentMPCPolicy(energy, cem, "jepa_mpc_cem"),
@@ -231,16 +261,18 @@ def results_markdown(results: dict) -> str:
     if results.get("hazards"):
         lines += [
             "",
-            "Hazard on the lane (hit rate, lower is better):",
+            "Hazard on the lane: hit rate over the episodes that got to the hazard (hit it or drove past it; "
+            "lower is better), of the episodes with the hazard in the ego's path:",
             "",
             "| policy | small | large |",
             "|---|---|---|",
         ]
         for name, row in results["hazards"].items():
-            lines.append(
-                f"| {name} | {row['small_hit_rate']:.0%} of {row['small_episodes']} | "
-                f"{row['large_hit_rate']:.0%} of {row['large_episodes']} |"
-            )
+            cells = [
+                f"{row[f'{size}_hit_rate']:.0%} of {row[f'{size}_reached']} reached ({row[f'{size}_episodes']} episodes)"
+                for size in ("small", "large")
+            ]
+            lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
     audits = results.get("audits")
     if audits:
         lines += [
@@ -266,6 +298,44 @@ def results_markdown(results: dict) -> str:
             lines.append(f"| {metric} | " + " | ".join(f"{v:.2f}" for v in values) + " |")
     lines += ["", f"Wall time: {results['timings']}"]
     return "\n".join(lines) + "\n"
+
+
+def inspect_energy(
+    args: argparse.Namespace,
+    config: dict,
+    world_model: LatentWorldModel,
+    heads: PlanningHeads,
+    horizon: int,
+    runner_for,
+    town_settings,
+) -> dict:
+    """Each energy term's spread across candidates over the plans of ``--inspect-energy`` latent-MPC episodes in
+    the inspection towns; written to energy_spread.json."""
+    recorder = TermSpreadRecorder(planning_energy(world_model, heads, config))
+    cem_settings = CEMSettings(**{**config["cem"], "horizon": horizon})
+    policy = LatentMPCPolicy(recorder, CrossEntropyMethod(CONTROL_BOUNDS, cem_settings), "jepa_mpc_cem")
+    episodes = []
+    for index in range(args.inspect_energy):
+        town_seed = INSPECTION_TOWN_SEEDS[index % len(INSPECTION_TOWN_SEEDS)]
+        town = generate_town(LOCATIONS[index % len(LOCATIONS)], town_seed, town_settings)
+        result = runner_for(town).run(policy, town, config["episodes"]["first_episode_seed"] + 30_000 + index)
+        episodes.append(result.summary())
+        print(f"inspection episode {index + 1}/{args.inspect_energy}: {result.summary()}", flush=True)
+    summary = summarise_spreads(recorder.spreads, recorder.weights, cem_settings.iterations)
+    inspection = {
+        "checkpoint": str(args.ckpt),
+        "town_seeds": list(INSPECTION_TOWN_SEEDS),
+        "horizon": horizon,
+        "weights": config["energy"],
+        "planning_ms_per_step": float(np.mean([e["planning_ms"] for e in episodes])),
+        "machine": machine(),
+        "spread": summary,
+        "episodes": episodes,
+    }
+    (args.out / "energy_spread.json").write_text(json.dumps(inspection, indent=2))
+    print(spread_table(summary))
+    print(f"planning ms per step (horizon {horizon}): {inspection['planning_ms_per_step']:.1f}")
+    return inspection
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -313,6 +383,9 @@ def main(argv: list[str] | None = None) -> dict:
             runners[town.location] = EpisodeRunner(preset.simulator_for(town.location), settings, live_frames)
         return runners[town.location]
 
+    if args.inspect_energy:
+        return inspect_energy(args, config, world_model, heads, horizon, runner_for, preset.simulator.town)
+
     closed_loop: dict[str, list[EpisodeResult]] = {name: [] for name in policies}
     for index in range(args.episodes):
         town, seed = town_of(index), episodes["first_episode_seed"] + index
@@ -320,7 +393,9 @@ def main(argv: list[str] | None = None) -> dict:
             result = runner_for(town).run(policy, town, seed)
             closed_loop[name].append(result)
             if not args.no_pictures:
-                episode_picture(result, town, args.out / "episodes" / name / f"seed_{seed}.png")
+                picture = episode_picture(result, town, args.out / "episodes" / name / f"seed_{seed}.png")
+                if index < args.animations:
+                    episode_animation(result, town, picture.with_suffix(".gif"))
             print(f"episode {index + 1}/{args.episodes} {name}: {result.summary()}", flush=True)
     closed_done = time.perf_counter()
 

@@ -71,3 +71,10 @@ def test_plan_tool_writes_results_pictures_and_heads(synthetic_dataroot, tmp_pat
     assert stored["open_loop"]["samples"] >= 1
     assert (out / "heads.pt").is_file() and "| policy |" in (out / "results.md").read_text()
     assert len(sorted((out / "episodes").rglob("*.png"))) == 5
+    assert len(sorted((out / "episodes").rglob("*.gif"))) == 5  # --animations 3 > 1 episode
+
+
+def test_plan_tool_help_describes_the_animations(capsys) -> None:
+    with pytest.raises(SystemExit):
+        _plan_tool().parse_args(["--help"])
+    assert "--animations" in capsys.readouterr().out

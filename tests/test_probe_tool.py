@@ -95,6 +95,11 @@ def test_end_to_end_on_the_tiny_dataroot(synthetic_dataroot, tmp_path):
     assert "future_forecast_1s_miou" not in written["probes"]["random"]["1.0"]
     assert set(written["probes"]["mae"]) == {"0.01", "0.1", "1.0"}
     assert "plan_ego_status_mlp_l2_avg_3s" in written["ego_status_planners"]["1.0"]
+    assert written["settings"]["head_seeds"] == 3  # the config's: every number is a mean with its spread
+    assert (
+        "occupancy_miou_std" in jepa_full
+        and "plan_ego_status_mlp_l2_avg_3s_std" in written["ego_status_planners"]["1.0"]
+    )
     markdown = (out / "results.md").read_text()
     for text in (
         "| jepa |",
@@ -102,6 +107,7 @@ def test_end_to_end_on_the_tiny_dataroot(synthetic_dataroot, tmp_path):
         "jepa forecast",
         "copy current labels (reference)",
         "ego-status MLP",
+        "3 head seed(s)",
     ):
         assert text in markdown, text
     assert results["methods"]["jepa"]["sha256"] in markdown

@@ -33,6 +33,14 @@ def _number(value: float | None, percent: bool = False) -> str:
     return f"{100 * value:.1f}" if percent else f"{value:.2f}"
 
 
+def _spread(m: Mapping[str, float], key: str, percent: bool = False) -> str:
+    """``mean ± std`` across head seeds where several trained (the std is stored as ``{key}_std``)."""
+    value, std = m.get(key), m.get(f"{key}_std")
+    if not std or math.isnan(std):
+        return _number(value, percent)
+    return f"{_number(value, percent)} ± {_number(std, percent)}"
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
@@ -57,6 +65,8 @@ def results_markdown(results: Mapping) -> str:
         f" ({dataset['val_samples']} samples), dataset seed {dataset.get('seed', 'n/a')}",
         f"- config: `{results['config_path']}`; probe seed {settings['seed']}, {settings['steps']} optimizer steps"
         f" of batch {settings['batch_size']} per probe, heads hidden width {settings['hidden_dim']} (0 = linear)",
+        f"- every probe trained with {settings.get('head_seeds', 1)} head seed(s): numbers are the mean over them;"
+        " planning and label-efficiency cells show `mean ± standard deviation` across the seeds",
     ]
     for name, method in results["methods"].items():
         source = (
@@ -132,13 +142,13 @@ def results_markdown(results: Mapping) -> str:
             ("cost_with_ego_status", "cost head + ego status"),
         ):
             rows.append(
-                [f"{name} {title}"] + [_number(m.get(f"plan_{head}_{key}")) for _, key in PLANNING_COLUMNS]
+                [f"{name} {title}"] + [_spread(m, f"plan_{head}_{key}") for _, key in PLANNING_COLUMNS]
             )
     for planner in EGO_PLANNERS:
         m = ego[full]
         rows.append(
             [EGO_PLANNER_TITLES[planner]]
-            + [_number(m.get(f"plan_{planner}_{key}")) for _, key in PLANNING_COLUMNS]
+            + [_spread(m, f"plan_{planner}_{key}") for _, key in PLANNING_COLUMNS]
         )
     lines += _table(header, rows)
 
@@ -159,10 +169,10 @@ def results_markdown(results: Mapping) -> str:
                 [
                     name,
                     _fraction(float(fraction)),
-                    _number(m["occupancy_miou"], True),
-                    _number(m["map_miou"], True),
-                    _number(m.get("plan_cost_l2_avg_3s")),
-                    _number(m.get("plan_cost_with_ego_status_l2_avg_3s")),
+                    _spread(m, "occupancy_miou", True),
+                    _spread(m, "map_miou", True),
+                    _spread(m, "plan_cost_l2_avg_3s"),
+                    _spread(m, "plan_cost_with_ego_status_l2_avg_3s"),
                 ]
             )
     for fraction in fractions:
@@ -174,7 +184,7 @@ def results_markdown(results: Mapping) -> str:
                 "-",
                 "-",
                 "-",
-                _number(m.get("plan_ego_status_mlp_l2_avg_3s")),
+                _spread(m, "plan_ego_status_mlp_l2_avg_3s"),
             ]
         )
     lines += _table(header, rows)

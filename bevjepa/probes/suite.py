@@ -5,6 +5,7 @@ Every run has the same number of optimizer steps whatever its label fraction (sa
 replacement from the kept subset), so a fraction changes what a probe may read, not how long it trains.
 """
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 
@@ -36,6 +37,8 @@ class ProbeSettings:
         ego_hidden_dim: hidden width of the ego-status MLP planner.
         label_fractions: shares of the training samples the probes may read.
         seed: seeds head initialisation, label subsets and sample order.
+        head_seeds: every probe trains this many times, with seeds ``seed``, ``seed + 1``, ... (same label
+            subset); results are the mean over them, with the standard deviation beside each metric.
         forecast_steps: future keyframes the world model forecasts (1 s, 2 s, 3 s are steps 2, 4, 6).
         step_seconds: time between future keyframes.
         ego_pose_in_lidar: ``(x, y, yaw)`` of the ego frame in the LiDAR frame (moves the candidates).
@@ -50,9 +53,14 @@ class ProbeSettings:
     ego_hidden_dim: int = 128
     label_fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
     seed: int = 0
+    head_seeds: int = 1
     forecast_steps: int = 6
     step_seconds: float = 0.5
     ego_pose_in_lidar: tuple[float, float, float] = NUSCENES_EGO_POSE_IN_LIDAR
+
+    def __post_init__(self) -> None:
+        if self.head_seeds < 1:
+            raise ValueError(f"head_seeds must be at least 1, got {self.head_seeds}")
 
 
 @dataclass
@@ -60,8 +68,9 @@ class SuiteResults:
     """What the suite measured.
 
     Attributes:
-        probes: method -> label fraction -> metric name -> value (``ProbeModule.evaluation``).
-        ego_status_planners: label fraction -> metric name -> value (``EgoStatusProbe.evaluation``).
+        probes: method -> label fraction -> metric name -> value (``ProbeModule.evaluation``, the mean over
+            the head seeds; ``{name}_std`` the standard deviation across them).
+        ego_status_planners: label fraction -> metric name -> value (``EgoStatusProbe.evaluation``, likewise).
         modules: method -> the probe module trained on all the labels (for pictures).
     """
 
@@ -176,23 +185,48 @@ def run_probe_suite(
     runs += [(None, fraction) for fraction in fractions]
     for method, fraction in tqdm(runs, desc="probes", disable=not progress):
         subset = label_subset(len(train.labels), fraction, settings.seed)
+        evaluations = []
+        for repeat in range(settings.head_seeds):
+            seeded = dataclasses.replace(settings, seed=settings.seed + repeat)
+            if method is None:
+                module = _train_ego_status_probe(train, subset, seeded)
+            else:
+                module = train_probe(train, method, subset, grid, token_patch, seeded)
+                if fraction == fractions[-1] and repeat == 0:
+                    results.modules[method] = module
+            evaluations.append(evaluate(module, val, method, seeded))
+        summary = mean_and_spread(evaluations)
         if method is None:
-            labels = train.labels
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(settings.seed)
-                module = EgoStatusProbe(
-                    mean_trajectory(labels.ego_trajectory[subset], labels.valid[subset]),
-                    hidden_dim=settings.ego_hidden_dim,
-                    step_seconds=settings.step_seconds,
-                    learning_rate=settings.learning_rate,
-                    weight_decay=settings.weight_decay,
-                    total_steps=settings.steps,
-                )
-            _trainer(settings.steps).fit(module, _train_loader(train, None, subset, settings))
-            results.ego_status_planners[fraction] = evaluate(module, val, None, settings)
-            continue
-        module = train_probe(train, method, subset, grid, token_patch, settings)
-        results.probes.setdefault(method, {})[fraction] = evaluate(module, val, method, settings)
-        if fraction == fractions[-1]:
-            results.modules[method] = module
+            results.ego_status_planners[fraction] = summary
+        else:
+            results.probes.setdefault(method, {})[fraction] = summary
     return results
+
+
+def _train_ego_status_probe(
+    train: SplitFeatures, subset: torch.Tensor, settings: ProbeSettings
+) -> EgoStatusProbe:
+    labels = train.labels
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        module = EgoStatusProbe(
+            mean_trajectory(labels.ego_trajectory[subset], labels.valid[subset]),
+            hidden_dim=settings.ego_hidden_dim,
+            step_seconds=settings.step_seconds,
+            learning_rate=settings.learning_rate,
+            weight_decay=settings.weight_decay,
+            total_steps=settings.steps,
+        )
+    _trainer(settings.steps).fit(module, _train_loader(train, None, subset, settings))
+    return module
+
+
+def mean_and_spread(evaluations: list[dict[str, float]]) -> dict[str, float]:
+    """Several seeds' evaluations of one probe as one: each metric's mean, and ``{metric}_std`` (the standard
+    deviation across seeds, 0 for one seed). NaN metrics (horizons without samples) stay NaN."""
+    summary: dict[str, float] = {}
+    for key in evaluations[0]:
+        values = torch.tensor([e[key] for e in evaluations], dtype=torch.float64)
+        summary[key] = float(values.mean())
+        summary[f"{key}_std"] = float(values.std(correction=0))
+    return summary

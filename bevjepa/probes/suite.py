@@ -189,7 +189,7 @@ def run_probe_suite(
         for repeat in range(settings.head_seeds):
             seeded = dataclasses.replace(settings, seed=settings.seed + repeat)
             if method is None:
-                module = _train_ego_status_probe(train, subset, seeded)
+                module = train_ego_status_probe(train, subset, seeded)
             else:
                 module = train_probe(train, method, subset, grid, token_patch, seeded)
                 if fraction == fractions[-1] and repeat == 0:
@@ -203,9 +203,10 @@ def run_probe_suite(
     return results
 
 
-def _train_ego_status_probe(
+def train_ego_status_probe(
     train: SplitFeatures, subset: torch.Tensor, settings: ProbeSettings
 ) -> EgoStatusProbe:
+    """Train the planners that read no scene (the ego-status MLP; the others have nothing to learn)."""
     labels = train.labels
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)

@@ -270,6 +270,8 @@ def results_markdown(results: dict) -> str:
         for name, row in results["hazards"].items():
             cells = [
                 f"{row[f'{size}_hit_rate']:.0%} of {row[f'{size}_reached']} reached ({row[f'{size}_episodes']} episodes)"
+                if row[f"{size}_reached"]
+                else f"none of {row[f'{size}_episodes']} episodes reached it"
                 for size in ("small", "large")
             ]
             lines.append(f"| {name} | {cells[0]} | {cells[1]} |")

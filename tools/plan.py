@@ -201,12 +201,13 @@ def aggregate(results: list[EpisodeResult]) -> dict:
 
 
 def hazard_summary(
-    results: list[EpisodeResult], hazard_ids: dict[tuple[int, str], int], reach_m: float
+    results: list[EpisodeResult], hazard_ids: dict[tuple[int, str], int], faced_from_m: float
 ) -> dict:
-    """Small vs large hazards: of the episodes in which the ego got to its hazard (hit it, or drove ``reach_m``
-    along the route, past it), the share that hit it; episodes that ended before (another collision, time)
-    are counted apart, since they say nothing about the hazard."""
-    counts = {size: {"episodes": 0, "reached": 0, "hit": 0} for size in ("small", "large")}
+    """Small vs large hazards: of the episodes that faced their hazard (hit it, or drove at least
+    ``faced_from_m`` along the route, close enough that going on means hitting it), the share that hit it.
+    Stopping or swerving in front of it counts as avoiding it; episodes that ended before facing it (another
+    collision, time) are counted apart, since they say nothing about the hazard."""
+    counts = {size: {"episodes": 0, "faced": 0, "hit": 0} for size in ("small", "large")}
     for result in results:
         hazard_id = hazard_ids[(result.seed, result.location)]
         category = result.hazards_in_path.get(hazard_id)
@@ -215,13 +216,13 @@ def hazard_summary(
         size = counts[hazard_category(category)]
         hit = hazard_id in result.hazards_hit
         size["episodes"] += 1
-        size["reached"] += hit or result.progress_m >= reach_m
+        size["faced"] += hit or result.progress_m >= faced_from_m
         size["hit"] += hit
     summary = {}
     for size, count in counts.items():
         summary[f"{size}_episodes"] = count["episodes"]
-        summary[f"{size}_reached"] = count["reached"]
-        summary[f"{size}_hit_rate"] = count["hit"] / count["reached"] if count["reached"] else float("nan")
+        summary[f"{size}_faced"] = count["faced"]
+        summary[f"{size}_hit_rate"] = count["hit"] / count["faced"] if count["faced"] else float("nan")
     return summary
 
 
@@ -261,17 +262,18 @@ def results_markdown(results: dict) -> str:
     if results.get("hazards"):
         lines += [
             "",
-            "Hazard on the lane: hit rate over the episodes that got to the hazard (hit it or drove past it; "
-            "lower is better), of the episodes with the hazard in the ego's path:",
+            "Hazard on the lane: hit rate over the episodes that faced the hazard (hit it, or came within "
+            f"{results['settings']['audits']['hazard_approach_m']:g} m of it along the route: stopping or swerving "
+            "in front of it is avoiding it; lower is better), of the episodes with the hazard in the ego's path:",
             "",
             "| policy | small | large |",
             "|---|---|---|",
         ]
         for name, row in results["hazards"].items():
             cells = [
-                f"{row[f'{size}_hit_rate']:.0%} of {row[f'{size}_reached']} reached ({row[f'{size}_episodes']} episodes)"
-                if row[f"{size}_reached"]
-                else f"none of {row[f'{size}_episodes']} episodes reached it"
+                f"{row[f'{size}_hit_rate']:.0%} of {row[f'{size}_faced']} faced ({row[f'{size}_episodes']} episodes)"
+                if row[f"{size}_faced"]
+                else f"none of {row[f'{size}_episodes']} episodes faced it"
                 for size in ("small", "large")
             ]
             lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
@@ -415,8 +417,9 @@ def main(argv: list[str] | None = None) -> dict:
                     result = runner.run(policies[name], placed, seed)
                     hazard_results[name].append(result)
                     print(f"hazard {kind} {index + 1}: {name}: {result.summary()}", flush=True)
-        reach_m = config["audits"]["hazard_distance_m"] + 2.5  # the ego's centre past the hazard's
-        hazards = {name: hazard_summary(rs, hazard_ids, reach_m) for name, rs in hazard_results.items()}
+        audit = config["audits"]
+        faced_from_m = audit["hazard_distance_m"] - audit["hazard_approach_m"]
+        hazards = {name: hazard_summary(rs, hazard_ids, faced_from_m) for name, rs in hazard_results.items()}
         hazard_episodes = {name: [r.summary() for r in rs] for name, rs in hazard_results.items()}
         instants = []
         for index in range(config["audits"]["instants"]):

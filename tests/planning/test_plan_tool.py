@@ -66,7 +66,7 @@ def test_plan_tool_writes_results_pictures_and_heads(synthetic_dataroot, tmp_pat
     stored = json.loads((out / "results.json").read_text())
     assert set(stored["closed_loop"]) == set(results["closed_loop"]) and len(stored["closed_loop"]) == 5
     assert stored["closed_loop"]["privileged_cem"]["episodes"] == 1
-    assert stored["audits"]["instants"] == 1 and "small_reached" in stored["hazards"]["jepa_mpc_cem"]
+    assert stored["audits"]["instants"] == 1 and "small_faced" in stored["hazards"]["jepa_mpc_cem"]
     assert len(stored["hazard_episodes"]["privileged_cem"]) == 3  # cone, pedestrian, car
     assert stored["open_loop"]["samples"] >= 1
     assert (out / "heads.pt").is_file() and "| policy |" in (out / "results.md").read_text()
@@ -78,3 +78,26 @@ def test_plan_tool_help_describes_the_animations(capsys) -> None:
     with pytest.raises(SystemExit):
         _plan_tool().parse_args(["--help"])
     assert "--animations" in capsys.readouterr().out
+
+
+def test_hazard_summary_counts_the_episodes_that_faced_the_hazard():
+    from bevjepa.planning.closed_loop import EpisodeResult
+
+    def episode(seed: int, category: str, progress_m: float, hit: bool) -> EpisodeResult:
+        return EpisodeResult(
+            "p", seed, "town", False, int(hit), [], progress_m, 0.0, 0.0, progress_m, 10.0, 1.0,
+            hazards_in_path={7: category}, hazards_hit=[7] if hit else [],
+        )  # fmt: skip
+
+    results = [
+        episode(0, "movable_object.trafficcone", 22.0, hit=True),  # hit: faced
+        episode(1, "human.pedestrian.adult", 17.0, hit=False),  # stopped 8 m short: faced, avoided
+        episode(2, "human.pedestrian.adult", 9.0, hit=False),  # ended far before it: not faced
+        episode(3, "vehicle.car", 15.0, hit=False),  # stopped behind the car: faced, avoided
+    ]
+    hazard_ids = {(seed, "town"): 7 for seed in range(4)}
+    summary = _plan_tool().hazard_summary(results, hazard_ids, faced_from_m=15.0)
+    assert summary == {
+        "small_episodes": 3, "small_faced": 2, "small_hit_rate": 0.5,
+        "large_episodes": 1, "large_faced": 1, "large_hit_rate": 0.0,
+    }  # fmt: skip

@@ -34,11 +34,15 @@ def _number(value: float | None, percent: bool = False) -> str:
 
 
 def _spread(m: Mapping[str, float], key: str, percent: bool = False) -> str:
-    """``mean ± std`` across head seeds where several trained (the std is stored as ``{key}_std``)."""
+    """``mean ± std`` where the head seeds' results differ at the table's precision (the std is stored as
+    ``{key}_std``); the mean alone where they agree."""
     value, std = m.get(key), m.get(f"{key}_std")
-    if not std or math.isnan(std):
+    if std is None or math.isnan(std):
         return _number(value, percent)
-    return f"{_number(value, percent)} ± {_number(std, percent)}"
+    spread = _number(std, percent)
+    if not spread.strip("0."):
+        return _number(value, percent)
+    return f"{_number(value, percent)} ± {spread}"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -66,7 +70,7 @@ def results_markdown(results: Mapping) -> str:
         f"- config: `{results['config_path']}`; probe seed {settings['seed']}, {settings['steps']} optimizer steps"
         f" of batch {settings['batch_size']} per probe, heads hidden width {settings['hidden_dim']} (0 = linear)",
         f"- every probe trained with {settings.get('head_seeds', 1)} head seed(s): numbers are the mean over them;"
-        " planning and label-efficiency cells show `mean ± standard deviation` across the seeds",
+        " planning and label-efficiency cells show `mean ± standard deviation` across the seeds where they differ",
     ]
     for name, method in results["methods"].items():
         source = (

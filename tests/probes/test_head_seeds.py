@@ -20,6 +20,7 @@ def test_cells_show_the_spread_only_where_seeds_differ():
     assert _spread({"l2": 2.0, "l2_std": 0.25}, "l2") == "2.00 ± 0.25"
     assert _spread({"iou": 0.5, "iou_std": 0.02}, "iou", percent=True) == "50.0 ± 2.0"
     assert _spread({"l2": 2.0, "l2_std": 0.0}, "l2") == "2.00"
+    assert _spread({"l2": 2.0, "l2_std": 1e-17}, "l2") == "2.00"  # equal but for rounding: no spread shown
     assert _spread({"l2": 2.0}, "l2") == "2.00"
 
 

@@ -86,18 +86,24 @@ class LatentMPCPolicy:
         )
 
 
-class ConstantVelocityPolicy:
-    """Keeps the current speed and yaw rate."""
+class EgoMotionPolicy:
+    """Base of the policies that read only the ego's own state (no sensors, no privileged world) and keep
+    nothing between plans."""
 
-    name = "constant_velocity"
     needs_sensors = False
     privileged = False
 
+    def reset(self, seed: int) -> None:
+        """Nothing carries over between episodes."""
+
+
+class ConstantVelocityPolicy(EgoMotionPolicy):
+    """Keeps the current speed and yaw rate."""
+
+    name = "constant_velocity"
+
     def __init__(self, horizon: int = 6) -> None:
         self.horizon = horizon
-
-    def reset(self, seed: int) -> None:
-        pass
 
     def act(self, observation: Observation) -> PlanStep:
         controls = np.tile([0.0, observation.ego.yaw_rate], (self.horizon, 1))
@@ -105,18 +111,13 @@ class ConstantVelocityPolicy:
         return PlanStep(controls=controls, trajectory=trajectory[:, :2].numpy())
 
 
-class AlwaysBrakePolicy:
+class AlwaysBrakePolicy(EgoMotionPolicy):
     """Brakes to a stop and stays there (it cannot hit anything it drives into, nor get anywhere)."""
 
     name = "always_brake"
-    needs_sensors = False
-    privileged = False
 
     def __init__(self, horizon: int = 6) -> None:
         self.horizon = horizon
-
-    def reset(self, seed: int) -> None:
-        pass
 
     def act(self, observation: Observation) -> PlanStep:
         return PlanStep(controls=np.tile([FULL_BRAKE_MPS2, 0.0], (self.horizon, 1)))
@@ -158,7 +159,7 @@ def controls_tracking(waypoints: np.ndarray, speed: float, step_s: float = KEYFR
     return np.array(controls)
 
 
-class EgoStatusPolicy:
+class EgoStatusPolicy(EgoMotionPolicy):
     """Drives the waypoints a model predicts from the ego status alone (no sensors): the open-loop planner
     that ego status makes look good on logs, put in the loop.
 
@@ -167,14 +168,9 @@ class EgoStatusPolicy:
     """
 
     name = "ego_status_mlp"
-    needs_sensors = False
-    privileged = False
 
     def __init__(self, model: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self.model = model
-
-    def reset(self, seed: int) -> None:
-        pass
 
     @torch.no_grad()
     def act(self, observation: Observation) -> PlanStep:

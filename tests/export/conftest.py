@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch_threads import one_torch_thread
 
 from bevjepa.batch import VoxelBatch
 from bevjepa.encoders import SparseBEVEncoder
@@ -21,13 +22,7 @@ NUSCENES_GRID = (
 )  # 0.1 x 0.1 x 0.2 m on [-51.2, -51.2, -5, 51.2, 51.2, 3]: sparse shape 41 x 1024 x 1024
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """spconv on a shared 2-core machine is fastest, and deterministic, with one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+single_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 def manifest(name: str) -> Manifest:

@@ -2,12 +2,6 @@
 spconv and small matrix products many times slower than one thread."""
 
 import pytest
-import torch
+from torch_threads import one_torch_thread
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+single_thread = pytest.fixture(autouse=True)(one_torch_thread)

@@ -3,9 +3,9 @@ and animations."""
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from tiny_world_model import GRID, tiny_world_model
+from torch_threads import one_torch_thread
 
 from bevjepa.planning.closed_loop import EpisodeRunner, EpisodeSettings
 from bevjepa.planning.energy import LatentPlanningEnergy
@@ -22,12 +22,7 @@ from datamodules.live_frames import LiveSensorFrames
 SEED = 1  # a drive whose first 40 m run straight on: constant velocity reaches the goal
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+single_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import pytest
 import torch
 from tiny_world_model import GRID, tiny_world_model
 from torch.utils.data import DataLoader, Subset
+from torch_threads import one_torch_thread
 
 from bevjepa.encoders.tokens import token_grid_shape
 from bevjepa.planning.audits import audit_instant, summarise_audits
@@ -27,12 +28,7 @@ from datamodules.nuscenes import NuScenesBEVDataModule
 HORIZON = 3
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+single_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+from torch_threads import one_torch_thread
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "jepa"))
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+single_thread = pytest.fixture(autouse=True)(one_torch_thread)

@@ -151,6 +151,11 @@ def planning_heads(args: argparse.Namespace, config: dict, frozen: FrozenEncoder
     return trained
 
 
+def cem_settings(config: dict, horizon: int) -> CEMSettings:
+    """The config's CEM settings at the horizon the world model and data allow."""
+    return CEMSettings(**{**config["cem"], "horizon": horizon})
+
+
 def planning_energy(
     world_model: LatentWorldModel, heads: PlanningHeads, config: dict
 ) -> LatentPlanningEnergy:
@@ -166,9 +171,9 @@ def planning_energy(
 def make_policies(
     names: list[str], world_model: LatentWorldModel, heads: PlanningHeads, config: dict, horizon: int
 ) -> dict:
-    cem_settings = CEMSettings(**{**config["cem"], "horizon": horizon})
+    settings = cem_settings(config, horizon)
     energy = planning_energy(world_model, heads, config)
-    cem = CrossEntropyMethod(CONTROL_BOUNDS, cem_settings)
+    cem = CrossEntropyMethod(CONTROL_BOUNDS, settings)
     makers = {
         "jepa_mpc_cem": lambda: LatentMPCPolicy(energy, cem, "jepa_mpc_cem"),
         "jepa_mpc_random_shooting": lambda: LatentMPCPolicy(
@@ -176,7 +181,7 @@ def make_policies(
         ),
         "constant_velocity": lambda: ConstantVelocityPolicy(horizon),
         "ego_status_mlp": lambda: EgoStatusPolicy(heads.ego_status_mlp),
-        "privileged_cem": lambda: PrivilegedPolicy(CrossEntropyMethod(CONTROL_BOUNDS, cem_settings)),
+        "privileged_cem": lambda: PrivilegedPolicy(CrossEntropyMethod(CONTROL_BOUNDS, settings)),
     }
     unknown = set(names) - set(makers)
     if unknown:
@@ -316,8 +321,8 @@ def inspect_energy(
     """Each energy term's spread across candidates over the plans of ``--inspect-energy`` latent-MPC episodes in
     the inspection towns; written to energy_spread.json."""
     recorder = TermSpreadRecorder(planning_energy(world_model, heads, config))
-    cem_settings = CEMSettings(**{**config["cem"], "horizon": horizon})
-    policy = LatentMPCPolicy(recorder, CrossEntropyMethod(CONTROL_BOUNDS, cem_settings), "jepa_mpc_cem")
+    settings = cem_settings(config, horizon)
+    policy = LatentMPCPolicy(recorder, CrossEntropyMethod(CONTROL_BOUNDS, settings), "jepa_mpc_cem")
     episodes = []
     for index in range(args.inspect_energy):
         town_seed = INSPECTION_TOWN_SEEDS[index % len(INSPECTION_TOWN_SEEDS)]
@@ -325,7 +330,7 @@ def inspect_energy(
         result = runner_for(town).run(policy, town, config["episodes"]["first_episode_seed"] + 30_000 + index)
         episodes.append(result.summary())
         print(f"inspection episode {index + 1}/{args.inspect_energy}: {result.summary()}", flush=True)
-    summary = summarise_spreads(recorder.spreads, recorder.weights, cem_settings.iterations)
+    summary = summarise_spreads(recorder.spreads, recorder.weights, settings.iterations)
     inspection = {
         "checkpoint": str(args.ckpt),
         "town_seeds": list(INSPECTION_TOWN_SEEDS),
@@ -447,7 +452,7 @@ def main(argv: list[str] | None = None) -> dict:
         loader = DataLoader(dataset, batch_size=module.batch_size, collate_fn=collate_bev_batch)
         energy = policies["jepa_mpc_cem"].energy if "jepa_mpc_cem" in policies else None
         if energy is not None:
-            cem = CrossEntropyMethod(CONTROL_BOUNDS, CEMSettings(**{**config["cem"], "horizon": horizon}))
+            cem = CrossEntropyMethod(CONTROL_BOUNDS, cem_settings(config, horizon))
             open_loop = open_loop_metrics(energy, cem, loader, seed=config["seed"])
     finished = time.perf_counter()
 

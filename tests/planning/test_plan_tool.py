@@ -73,6 +73,15 @@ def test_plan_tool_writes_results_pictures_and_heads(synthetic_dataroot, tmp_pat
     assert len(sorted((out / "episodes").rglob("*.png"))) == 5
     assert len(sorted((out / "episodes").rglob("*.gif"))) == 5  # --animations 3 > 1 episode
 
+    inspection_out = tmp_path / "inspect"
+    inspection = _plan_tool().main(
+        ["--ckpt", str(checkpoint), "--heads", str(out / "heads.pt"), "--inspect-energy", "1"]
+        + ["--out", str(inspection_out), "--config", str(config_path)]
+    )
+    written = json.loads((inspection_out / "energy_spread.json").read_text())
+    assert written["spread"]["moments"] == inspection["spread"]["moments"] >= 1
+    assert set(written["spread"]["iteration_1"]) == {"goal", "cost", "collision", "off_road"}
+
 
 def test_plan_tool_help_describes_the_animations(capsys) -> None:
     with pytest.raises(SystemExit):

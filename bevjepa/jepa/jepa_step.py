@@ -47,8 +47,8 @@ class JEPAOutputs:
     """What one JEPA step produced.
 
     Attributes:
-        losses: unweighted scalar losses ``masked_block``, ``occluded``, ``future``, ``rollout``, ``variance``,
-            ``covariance`` (0 for a kind without targets).
+        losses: unweighted scalar losses ``masked_block``, ``occluded``, ``future``, ``rollout``,
+            ``unconditioned``, ``variance``, ``covariance`` (0 for a kind without targets or a term not computed).
         context_tokens: (B, N, D) context-encoder tokens.
         known: (B, N) bool, tokens visible to the context encoder (not a target).
         target_tokens: (B, N, D) target-encoder tokens of the current keyframe (not normalised).
@@ -95,6 +95,9 @@ class JEPAStep:
         regression: regression loss kind.
         smooth_l1_beta: smooth-L1 threshold.
         seed: sampler seed.
+        unconditioned_rollout: also roll the future out from the context without the ego's actions (loss
+            ``unconditioned``): to predict where the world will stand in the ego's future frames, the context
+            must then tell how the ego is moving, which the action-conditioned targets never ask of it.
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class JEPAStep:
         regression: RegressionKind,
         smooth_l1_beta: float,
         seed: int,
+        unconditioned_rollout: bool = False,
     ) -> None:
         self.grid = grid
         self.patch = token_patch
@@ -121,6 +125,7 @@ class JEPAStep:
         self.regression = regression
         self.beta = smooth_l1_beta
         self.seed = seed
+        self.unconditioned_rollout = unconditioned_rollout
 
     @property
     def future_steps(self) -> int:
@@ -204,7 +209,7 @@ class JEPAStep:
             return predictor(source, source_known, kind, time_offset, actions)
 
         zero = context_tokens.new_zeros(())
-        losses = {"occluded": zero, "future": zero, "rollout": zero}
+        losses = {"occluded": zero, "future": zero, "rollout": zero, "unconditioned": zero}
         block_prediction = predict(context_tokens, known, TargetKind.MASKED_BLOCK, 0)  # (B, N, D)
         losses["masked_block"] = self._loss(block_prediction, target_now, blocks)
         if occluded is not None and occluded.indices.shape[1]:
@@ -238,16 +243,24 @@ class JEPAStep:
         source: torch.Tensor,
         source_known: torch.Tensor,
         time_offset: int,
-        step_actions: torch.Tensor,
+        step_actions: torch.Tensor | None,
     ) -> torch.Tensor:
         """One future step: carry ``source (B, N, D)`` (known where ``source_known (B, N)``) along the step's
         ego motion ``step_actions (B, 4)`` (in the frame the step starts from), then let the predictor fill in
-        keyframe ``time_offset``'s tokens: (B, N, D) in that keyframe's own frame."""
+        keyframe ``time_offset``'s tokens: (B, N, D) in that keyframe's own frame. Without actions (None) the
+        source stays where it stands and the predictor itself has to move it by the ego's motion."""
+        if step_actions is None:
+            return predict(source, source_known, TargetKind.FUTURE, time_offset, None)
         moved, moved_known = ego_motion_compensate(source, source_known, step_actions, self.token_grid)
         return predict(moved, moved_known, TargetKind.FUTURE, time_offset, step_actions)
 
     def rollout(
-        self, predict: Predict, context_tokens: torch.Tensor, known: torch.Tensor, step_actions: torch.Tensor
+        self,
+        predict: Predict,
+        context_tokens: torch.Tensor,
+        known: torch.Tensor,
+        step_actions: torch.Tensor | None,
+        steps: int | None = None,
     ) -> list[torch.Tensor]:
         """Predicted tokens of keyframes t+1 ... t+K, each step from the previous prediction.
 
@@ -255,17 +268,25 @@ class JEPAStep:
             predict: the predictor call (see ``__call__``).
             context_tokens: (B, N, D) context tokens of the current keyframe.
             known: (B, N) bool, tokens that carry an embedding.
-            step_actions: (B, K, 4) actions, each in the frame its step starts from (``actions_in_step_frames``).
+            step_actions: (B, K, 4) actions, each in the frame its step starts from (``actions_in_step_frames``),
+                or None for the rollout that is not told how the ego moves.
+            steps: K, needed only without actions.
 
         Returns:
             K tensors (B, N, D): layer-normalised target predictions, step k in keyframe k's own frame.
         """
-        predictions = [self.step_into_future(predict, context_tokens, known, 1, step_actions[:, 0])]
+        if step_actions is not None:
+            steps = step_actions.shape[1]
+        elif steps is None:
+            raise ValueError("a rollout without actions needs its number of steps")
+
+        def action(k: int) -> torch.Tensor | None:
+            return step_actions[:, k] if step_actions is not None else None
+
+        predictions = [self.step_into_future(predict, context_tokens, known, 1, action(0))]
         all_known = torch.ones_like(known)
-        for k in range(1, step_actions.shape[1]):
-            predictions.append(
-                self.step_into_future(predict, predictions[-1], all_known, k + 1, step_actions[:, k])
-            )
+        for k in range(1, steps):
+            predictions.append(self.step_into_future(predict, predictions[-1], all_known, k + 1, action(k)))
         return predictions
 
     def _future_losses(
@@ -282,7 +303,8 @@ class JEPAStep:
         """Future keyframes: every step carries its source tokens along the step's ego motion
         (``ego_motion_compensate``), then the predictor fills in what moved and what came into view. Teacher
         forcing steps into keyframe k from the target embedding of keyframe k-1; the rollout steps from the
-        context through its own predictions. Adds ``future`` and ``rollout`` to ``outputs.losses``."""
+        context through its own predictions; the unconditioned rollout (when asked for) does the same without
+        the actions. Adds ``future``, ``rollout`` and ``unconditioned`` to ``outputs.losses``."""
         steps = self.future_steps
         futures = batch.futures
         actions = actions_in_step_frames(futures.actions[:, :steps], futures.poses[:, :steps])  # (B, K, 4)
@@ -315,6 +337,10 @@ class JEPAStep:
         outputs.losses["future"] = loss_over_steps(teacher_forced)
         if steps > 1:
             outputs.losses["rollout"] = loss_over_steps(rolled_out[1:], first=1)
+        if self.unconditioned_rollout:
+            outputs.losses["unconditioned"] = loss_over_steps(
+                self.rollout(predict, context_tokens, known, None, steps)
+            )
         if not evaluate:
             return
         outputs.evaluation["future_loss"] = loss_over_steps(rolled_out)

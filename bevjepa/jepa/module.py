@@ -42,6 +42,9 @@ class LossWeights:
         occluded: regression of occluded-region targets.
         future: regression of future keyframes, teacher-forced (each step from the true previous keyframe).
         rollout: regression of future keyframes rolled out from the context (steps 2 and later).
+        unconditioned: regression of future keyframes rolled out from the context without the ego's actions
+            (0: not computed). The context must then show how the ego moves, which the action-conditioned
+            targets leave out of the encoder.
         variance: VICReg variance hinge on the context embeddings.
         covariance: VICReg covariance penalty on the context embeddings.
     """
@@ -50,6 +53,7 @@ class LossWeights:
     occluded: float = 1.0
     future: float = 1.0
     rollout: float = 0.5
+    unconditioned: float = 0.0
     variance: float = 1.0
     covariance: float = 0.1
 
@@ -135,6 +139,7 @@ class JEPAPretrainModule(L.LightningModule):
             regression=regression,
             smooth_l1_beta=smooth_l1_beta,
             seed=seed,
+            unconditioned_rollout=loss_weights.unconditioned > 0,
         )
 
     def forward(self, batch: BevBatch) -> torch.Tensor:
@@ -188,6 +193,7 @@ class JEPAPretrainModule(L.LightningModule):
             + weights.occluded * outputs.losses["occluded"]
             + weights.future * outputs.losses["future"]
             + weights.rollout * outputs.losses["rollout"]
+            + weights.unconditioned * outputs.losses["unconditioned"]
             + weights.variance * outputs.losses["variance"]
             + weights.covariance * outputs.losses["covariance"]
         )

@@ -3,7 +3,8 @@
 Its input is a full token grid: where the source embedding is known (context tokens, or the whole previous
 keyframe when stepping into the future) the token is that embedding, elsewhere a learned mask token. Every
 token adds a fixed 2-D sine-cosine position code, and the whole grid is conditioned on the target kind, the
-time offset (keyframes after the context frame) and, for future steps, the ego action of the step.
+time offset (keyframes after the context frame) and, for future steps, the ego action of the step, or a learned
+"action not given" code: then the predictor must infer the ego's own motion from what the scene shows.
 
 The predictor is residual: a known token's prediction is its own (layer-normalised) source embedding plus the
 transformer's correction, an unknown token's is the correction alone. Stepping into the future, the source is
@@ -100,12 +101,14 @@ class BEVPredictor(nn.Module):
             "action_scale", torch.tensor(action_scale, dtype=torch.float32), persistent=False
         )
         self.action_embedding = nn.Sequential(nn.Linear(4, width), nn.GELU(), nn.Linear(width, width))
+        self.unknown_action = nn.Parameter(torch.zeros(width))  # a future step whose ego motion is not given
         self.blocks = pre_norm_transformer(width, depth, num_heads, mlp_ratio)
         self.output_norm = nn.LayerNorm(width)
         self.output_projection = nn.Linear(width, embed_dim)
         nn.init.normal_(self.mask_token, std=0.02)
         nn.init.normal_(self.kind_embedding.weight, std=0.02)
         nn.init.normal_(self.time_embedding.weight, std=0.02)
+        nn.init.normal_(self.unknown_action, std=0.02)
         nn.init.normal_(self.output_projection.weight, std=0.02)  # small corrections at the start
         nn.init.zeros_(self.output_projection.bias)
 
@@ -126,7 +129,8 @@ class BEVPredictor(nn.Module):
             kind: the target kind.
             time_offset: keyframes between the context frame and the target (0 for blocks and occlusions).
             actions: (B, 4) ``[dx, dy, dyaw, speed]`` of the step into the target keyframe, in the frame it
-                starts from; required for future targets.
+                starts from; None for a future step whose ego motion is not given (the source then stands
+                where it was, and the predictor has to infer how the ego moved).
 
         Returns:
             (B, N, D) predicted (layer-normalised) target embeddings: the layer-normalised source where known,
@@ -143,8 +147,9 @@ class BEVPredictor(nn.Module):
         condition = condition.expand(batch, -1)  # (B, W)
         if kind == TargetKind.FUTURE:
             if actions is None:
-                raise ValueError("future targets need the step's actions")
-            condition = condition + self.action_embedding(actions / self.action_scale)
+                condition = condition + self.unknown_action
+            else:
+                condition = condition + self.action_embedding(actions / self.action_scale)
         tokens = tokens + self.position_codes + condition.unsqueeze(1)  # (B, N, W)
         correction = self.output_projection(self.output_norm(self.blocks(tokens)))  # (B, N, D)
         carried = torch.where(known.unsqueeze(-1), layer_normalize(source), torch.zeros_like(source))

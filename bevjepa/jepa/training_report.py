@@ -3,8 +3,9 @@
     python -m bevjepa.jepa.training_report outputs/pretrain_synthetic_cpu/lightning_logs/version_0
 
 Prints the training loss along the run, then one row per validation: the JEPA losses next to their
-predict-the-mean baselines, the future loss with true vs other samples' actions, and the effective rank of
-the target embeddings; then the training-time collapse monitors.
+predict-the-mean baselines, the future loss with true vs other samples' actions (and without actions, where
+the run trains that rollout), and the effective rank of the target embeddings; then the training-time
+collapse monitors.
 """
 
 import argparse
@@ -19,6 +20,7 @@ VALIDATION_COLUMNS = {
     "val/future_loss": "future",
     "val/future_mean_baseline_loss": "future mean-baseline",
     "val/future_loss_shuffled_actions": "future other-actions",
+    "val/unconditioned_loss": "future no-actions",
     "val/occluded_loss": "occluded",
     "val/target_effective_rank_fraction": "target rank/D",
 }
@@ -43,7 +45,8 @@ def format_report(scalars: dict[str, list[tuple[int, float]]], train_rows: int =
         stride = max(len(train) // train_rows, 1)
         picked = train[::stride] + ([train[-1]] if (len(train) - 1) % stride else [])
         lines.append("training loss: " + "  ".join(f"{step}:{value:.4f}" for step, value in picked))
-    columns = [tag for tag in VALIDATION_COLUMNS if tag in scalars]
+    # A loss term a run did not compute is logged as 0 throughout: no column for it.
+    columns = [tag for tag in VALIDATION_COLUMNS if any(value for _, value in scalars.get(tag, ()))]
     if columns:
         header = ["step"] + [VALIDATION_COLUMNS[tag] for tag in columns]
         widths = [max(len(h), 7) for h in header]

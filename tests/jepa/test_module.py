@@ -11,7 +11,7 @@ from small_models import EMBED_DIM, cpu_trainer, small_module
 from bevjepa.batch import BevBatch, FutureFrames, VoxelBatch
 from bevjepa.encoders.tokens import voxel_token_indices
 from bevjepa.jepa.future_geometry import actions_in_step_frames
-from bevjepa.jepa.module import TRAIN_STREAM, VALIDATION_STREAM
+from bevjepa.jepa.module import TRAIN_STREAM, VALIDATION_STREAM, LossWeights
 from bevjepa.schedules import ema_momentum_at
 
 
@@ -22,13 +22,22 @@ def batch() -> BevBatch:
 
 def test_step_shapes_and_gradients(batch):
     torch.manual_seed(0)
-    module = small_module()
+    module = small_module(loss_weights=LossWeights(unconditioned=0.5))
     outputs = module.run_jepa(batch, TRAIN_STREAM, step=0, evaluate=True)
     tokens = 64
     assert outputs.context_tokens.shape == (2, tokens, EMBED_DIM)
     assert outputs.target_tokens.shape == (2, tokens, EMBED_DIM)
     assert outputs.known.shape == (2, tokens) and 0 < outputs.known.float().mean() < 1
-    assert set(outputs.losses) == {"masked_block", "occluded", "future", "rollout", "variance", "covariance"}
+    assert set(outputs.losses) == {
+        "masked_block",
+        "occluded",
+        "future",
+        "rollout",
+        "unconditioned",
+        "variance",
+        "covariance",
+    }
+    assert outputs.losses["unconditioned"] > 0
     for name, value in {**outputs.losses, **outputs.evaluation}.items():
         assert value.ndim == 0 and torch.isfinite(value), name
     assert outputs.losses["occluded"] > 0, (
@@ -173,3 +182,29 @@ def test_predict_future_tokens_is_the_rollout_from_the_whole_context(batch):
     assert not torch.allclose(module.predict_future_tokens(batch.voxels, other, steps), forecast)
     with pytest.raises(ValueError, match="future steps"):
         module.predict_future_tokens(batch.voxels, batch.futures, module.predictor.max_time_offset + 1)
+
+
+def test_the_unconditioned_rollout_is_computed_only_when_weighted(batch):
+    torch.manual_seed(0)
+    assert small_module().run_jepa(batch, TRAIN_STREAM, step=0).losses["unconditioned"] == 0
+
+
+def test_a_step_without_actions_leaves_the_source_where_it_stands(batch):
+    """Only the predictor may move the world when the ego's motion is not given: with a predictor that copies
+    its source, the unconditioned rollout repeats the context while the conditioned one carries it."""
+    module = small_module()
+    context = torch.randn(2, 64, EMBED_DIM)
+    known = torch.ones(2, 64, dtype=torch.bool)
+
+    def copy_source(source, source_known, kind, time_offset, actions=None):
+        return source
+
+    actions = actions_in_step_frames(batch.futures.actions, batch.futures.poses)
+    unconditioned = module.jepa.rollout(copy_source, context, known, None, steps=2)
+    assert len(unconditioned) == 2
+    for step in unconditioned:
+        torch.testing.assert_close(step, context)
+    carried = module.jepa.rollout(copy_source, context, known, actions[:, :2])
+    assert not torch.allclose(carried[1], context)
+    with pytest.raises(ValueError, match="number of steps"):
+        module.jepa.rollout(copy_source, context, known, None)

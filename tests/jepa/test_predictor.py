@@ -22,8 +22,10 @@ def test_shapes_and_gradients():
     source, known = _inputs()
     source.requires_grad_(True)
     actions = torch.randn(2, 4)
-    out = predictor(source, known, TargetKind.FUTURE, 2, actions) + predictor(
-        source, known, TargetKind.OCCLUDED, 0
+    out = (
+        predictor(source, known, TargetKind.FUTURE, 2, actions)
+        + predictor(source, known, TargetKind.OCCLUDED, 0)
+        + predictor(source, known, TargetKind.FUTURE, 1)  # the ego's motion not given
     )
     assert out.shape == (2, 20, 12)
     out.square().mean().backward()
@@ -64,8 +66,12 @@ def test_conditioning_on_kind_time_and_actions():
         predictor(source, known, TargetKind.OCCLUDED, 0, actions),
         predictor(source, known, TargetKind.OCCLUDED, 0),
     )
-    with pytest.raises(ValueError, match="need the step's actions"):
-        predictor(source, known, TargetKind.FUTURE, 1)
+    # A future step without actions is conditioned on the learned "not given" code, not on a zero action.
+    unknown = predictor(source, known, TargetKind.FUTURE, 1)
+    assert not torch.allclose(unknown, future)
+    assert not torch.allclose(
+        unknown, predictor(source, known, TargetKind.FUTURE, 1, torch.zeros_like(actions))
+    )
     with pytest.raises(ValueError, match="time offset"):
         predictor(source, known, TargetKind.FUTURE, 4, actions)
 

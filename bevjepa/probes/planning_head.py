@@ -1,9 +1,11 @@
 """The planning-cost probe: a cost map read from frozen tokens scores a fixed set of candidate ego trajectories.
 
-Each candidate's score is a learned prior of the candidate (how often it is driven, whatever the scene) minus
-the cost summed over its waypoints (bilinear look-up in the cost map; a waypoint beyond the grid reads the
-nearest border cell), so the scene only has to say where to deviate from the usual;
-with ego status, an MLP of the ego's current motion adds a per-candidate term. Training is a classification
+Each candidate's score is a prior of the candidate given the scene at large (an MLP of the mean token: how
+often it is driven in such a scene) minus the cost summed over its waypoints (bilinear look-up in the cost map;
+a waypoint beyond the grid reads the nearest border cell); with ego status, an MLP of the ego's current motion
+adds a per-candidate term. The prior carries what a cost map cannot: every candidate has the same number of
+waypoints, so a cost that rises or falls everywhere (a scene that calls for driving slower or faster) leaves
+the ranking unchanged; the prior can prefer the slower or faster candidates outright. Training is a classification
 over candidates whose target is the candidate nearest to the logged trajectory; the plan is the best-scored
 candidate.
 """
@@ -71,6 +73,7 @@ class PlanningCostHead(nn.Module):
         hidden_dim: hidden width of the cost-map head (0: linear).
         ego_status_dim: features of the ego status (0: the head reads the tokens only).
         ego_hidden_dim: hidden width of the ego-status MLP.
+        prior_hidden_dim: hidden width of the scene prior's MLP.
     """
 
     def __init__(
@@ -83,11 +86,16 @@ class PlanningCostHead(nn.Module):
         hidden_dim: int = 0,
         ego_status_dim: int = 0,
         ego_hidden_dim: int = 64,
+        prior_hidden_dim: int = 64,
     ) -> None:
         super().__init__()
         self.cost_map = TokenCellHead(embed_dim, token_shape, patch, 1, hidden_dim)
         self.register_buffer("candidates", candidates.float().clone())
-        self.candidate_prior = nn.Parameter(torch.zeros(len(candidates)))  # (T,) how often each is driven
+        self.candidate_prior = nn.Sequential(
+            nn.Linear(embed_dim, prior_hidden_dim), nn.GELU(), nn.Linear(prior_hidden_dim, len(candidates))
+        )  # mean token (B, D) -> (B, T)
+        nn.init.zeros_(self.candidate_prior[-1].weight)  # starts uniform: every candidate equally likely
+        nn.init.zeros_(self.candidate_prior[-1].bias)
         low = torch.tensor(grid.point_cloud_range[:2], dtype=torch.float32)
         high = torch.tensor(grid.point_cloud_range[3:5], dtype=torch.float32)
         # Waypoints in grid_sample's normalised coordinates ([-1, 1] over the range, x then y): (1, T, K, 2).
@@ -124,7 +132,7 @@ class PlanningCostHead(nn.Module):
         waypoint_cost = F.grid_sample(
             cost, points, align_corners=False, padding_mode="border"
         )  # (B, 1, T, K)
-        scores = self.candidate_prior - waypoint_cost[:, 0].sum(dim=-1)  # (B, T)
+        scores = self.candidate_prior(tokens.mean(dim=1)) - waypoint_cost[:, 0].sum(dim=-1)  # (B, T)
         if self.ego_status_mlp is not None:
             if ego_status is None:
                 raise ValueError("this planning head reads the ego status; none was given")

@@ -71,7 +71,7 @@ def test_planning_head_prefers_the_candidate_off_a_costly_cell():
 
 
 def test_planning_head_learns_how_often_each_candidate_is_driven():
-    # Tokens that carry nothing: only the learned candidate prior can tell the candidates apart.
+    # Tokens that carry nothing: only the candidate prior can tell the candidates apart.
     candidates = torch.tensor([[[1.6, 4.8], [1.6, 8.0]], [[4.8, 4.8], [4.8, 8.0]]])  # (2, 2, 2)
     torch.manual_seed(0)
     head = PlanningCostHead(8, (4, 4), 2, GRID, candidates)
@@ -85,3 +85,24 @@ def test_planning_head_learns_how_often_each_candidate_is_driven():
         optimizer.step()
     probabilities = head(torch.zeros(1, 16, 8))[0].softmax(dim=1)[0]
     assert torch.allclose(probabilities, torch.tensor([0.25, 0.75]), atol=0.02)
+
+
+def test_the_prior_reads_what_a_cost_map_cannot():
+    """Two kinds of scene whose tokens are uniform over the grid, and two candidates whose waypoints sit at the
+    same places within their tokens (columns 4 and 6, rows 5 and 6): the cost map gives both the same cost,
+    so only the scene prior can drive one candidate in one kind of scene and the other in the other."""
+    candidates = torch.tensor([[[1.6, 4.8], [1.6, 8.0]], [[8.0, 4.8], [8.0, 8.0]]])  # (2, 2, 2)
+    scenes = torch.zeros(2, 16, 8)
+    scenes[0, :, 0], scenes[1, :, 0] = 1.0, -1.0
+    targets = torch.tensor([0, 1])
+    torch.manual_seed(0)
+    head = PlanningCostHead(8, (4, 4), 2, GRID, candidates)
+    optimizer = torch.optim.Adam(head.parameters(), lr=0.05)
+    for _ in range(100):
+        loss = torch.nn.functional.cross_entropy(head(scenes)[0], targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    scores, cost = head(scenes)
+    assert scores.argmax(dim=1).tolist() == [0, 1]
+    torch.testing.assert_close(cost[:, 0, 5:7, 4], cost[:, 0, 5:7, 6])

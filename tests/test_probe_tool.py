@@ -95,6 +95,7 @@ def test_end_to_end_on_the_tiny_dataroot(synthetic_dataroot, tmp_path):
     assert "future_forecast_1s_miou" not in written["probes"]["random"]["1.0"]
     assert set(written["probes"]["mae"]) == {"0.01", "0.1", "1.0"}
     assert "plan_ego_status_mlp_l2_avg_3s" in written["ego_status_planners"]["1.0"]
+    assert set(written["ego_speed_r2"]) == {"jepa", "random", "mae"}
     assert written["settings"]["head_seeds"] == 3  # the config's: every number is a mean with its spread
     assert (
         "occupancy_miou_std" in jepa_full
@@ -108,6 +109,7 @@ def test_end_to_end_on_the_tiny_dataroot(synthetic_dataroot, tmp_path):
         "copy current labels (reference)",
         "ego-status MLP",
         "3 head seed(s)",
+        "ego speed R^2",
     ):
         assert text in markdown, text
     assert results["methods"]["jepa"]["sha256"] in markdown
@@ -132,6 +134,8 @@ def test_end_to_end_one_method_all_labels(synthetic_dataroot, tmp_path):
         ]
     )  # fmt: skip
     assert list(results["probes"]) == ["jepa"] and list(results["probes"]["jepa"]) == ["1.0"]
+    assert list(results["ego_speed_r2"]) == ["jepa"]  # a number, or NaN where the two samples cannot say
+    assert "ego speed R^2" in (out / "results.md").read_text()
     assert json.loads((out / "results.json").read_text())["dataset"]["val_samples"] == 2
     assert "| jepa |" in (out / "results.md").read_text()
     assert (out / "pictures" / "jepa.png").stat().st_size > 0

@@ -239,6 +239,7 @@ def results_dict(
             for method, per_fraction in suite.probes.items()
         },
         "ego_status_planners": {str(f): values for f, values in suite.ego_status_planners.items()},
+        "ego_speed_r2": suite.ego_speed_r2,
         "timings_s": timings,
     }
 

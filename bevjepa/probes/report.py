@@ -156,6 +156,19 @@ def results_markdown(results: Mapping) -> str:
         )
     lines += _table(header, rows)
 
+    speed_r2 = results.get("ego_speed_r2", {})
+    if speed_r2:
+        lines += [
+            "",
+            "## The ego's own speed in the features",
+            "",
+            "R^2 on the held-out split of a ridge regression from a keyframe's whole token grid to the ego's speed"
+            " then, fitted on the training split (0: no better than a constant). One ego-motion-compensated"
+            " keyframe shows the speed only indirectly, and it decides most of a scene-only planner's L2.",
+            "",
+        ]
+        lines += _table(["method", "ego speed R^2"], [[name, _number(r2)] for name, r2 in speed_r2.items()])
+
     lines += ["", "## Label efficiency", ""]
     header = [
         "method",

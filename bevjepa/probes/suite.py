@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
 from bevjepa.grid import BevGrid
+from bevjepa.probes.ego_speed_probe import ego_speed_r2
 from bevjepa.probes.ego_status_probe import EgoStatusProbe, mean_trajectory
 from bevjepa.probes.features import SplitFeatures, token_batch
 from bevjepa.probes.label_subsets import label_subset
@@ -42,6 +43,8 @@ class ProbeSettings:
         forecast_steps: future keyframes the world model forecasts (1 s, 2 s, 3 s are steps 2, 4, 6).
         step_seconds: time between future keyframes.
         ego_pose_in_lidar: ``(x, y, yaw)`` of the ego frame in the LiDAR frame (moves the candidates).
+        speed_ridge: regularisation of the ego-speed probe, relative to the mean squared norm of the centred
+            training features.
     """
 
     steps: int = 300
@@ -57,6 +60,7 @@ class ProbeSettings:
     forecast_steps: int = 6
     step_seconds: float = 0.5
     ego_pose_in_lidar: tuple[float, float, float] = NUSCENES_EGO_POSE_IN_LIDAR
+    speed_ridge: float = 1.0
 
     def __post_init__(self) -> None:
         if self.head_seeds < 1:
@@ -71,11 +75,13 @@ class SuiteResults:
         probes: method -> label fraction -> metric name -> value (``ProbeModule.evaluation``, the mean over
             the head seeds; ``{name}_std`` the standard deviation across them).
         ego_status_planners: label fraction -> metric name -> value (``EgoStatusProbe.evaluation``, likewise).
+        ego_speed_r2: method -> R^2 of the ego-speed probe on the held-out split (all training labels).
         modules: method -> the probe module trained on all the labels (for pictures).
     """
 
     probes: dict[str, dict[float, dict[str, float]]] = field(default_factory=dict)
     ego_status_planners: dict[float, dict[str, float]] = field(default_factory=dict)
+    ego_speed_r2: dict[str, float] = field(default_factory=dict)
     modules: dict[str, ProbeModule] = field(default_factory=dict)
 
 
@@ -166,7 +172,8 @@ def run_probe_suite(
     settings: ProbeSettings,
     progress: bool = True,
 ) -> SuiteResults:
-    """Train and score every method's probes at every label fraction, and the planners without a scene.
+    """Train and score every method's probes at every label fraction, the planners without a scene, and how
+    much of the ego's speed each method's tokens show.
 
     Args:
         train: training-split features (every method's tokens).
@@ -200,6 +207,15 @@ def run_probe_suite(
             results.ego_status_planners[fraction] = summary
         else:
             results.probes.setdefault(method, {})[fraction] = summary
+    speed = 3  # ego_status is [vx, vy, yaw_rate, speed]
+    for method in train.tokens:
+        results.ego_speed_r2[method] = ego_speed_r2(
+            train.tokens[method],
+            train.labels.ego_status[:, speed],
+            val.tokens[method],
+            val.labels.ego_status[:, speed],
+            settings.speed_ridge,
+        )
     return results
 
 

@@ -240,6 +240,7 @@ def results_dict(
         },
         "ego_status_planners": {str(f): values for f, values in suite.ego_status_planners.items()},
         "ego_speed_r2": suite.ego_speed_r2,
+        "planning_priors": suite.planning_priors,
         "timings_s": timings,
     }
 

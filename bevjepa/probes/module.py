@@ -30,7 +30,7 @@ from bevjepa.probes.future_occupancy import (
     future_labels_on_covered_cells,
 )
 from bevjepa.probes.heads import IGNORE_INDEX, MAP_LAYERS, OCCUPANCY_CLASSES, map_head, occupancy_head
-from bevjepa.probes.planning_head import NO_TARGET, PlanningCostHead, nearest_candidate
+from bevjepa.probes.planning_head import NO_TARGET, PlanningCostHead, PriorKind, nearest_candidate
 
 FUTURE_KINDS = ("forecast", "copy_last_prediction", "copy_current_labels")
 
@@ -72,6 +72,7 @@ class ProbeModule(L.LightningModule):
         learning_rate: AdamW peak learning rate (cosine decay to 0 over ``total_steps``).
         weight_decay: AdamW weight decay.
         total_steps: optimizer steps of the training run.
+        planning_prior: the planning-cost heads' candidate prior, ``scene`` or ``constant``.
     """
 
     def __init__(
@@ -85,6 +86,7 @@ class ProbeModule(L.LightningModule):
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
         total_steps: int = 1000,
+        planning_prior: PriorKind = "scene",
     ) -> None:
         super().__init__()
         self.grid = grid
@@ -96,9 +98,18 @@ class ProbeModule(L.LightningModule):
         self.map_head = map_head(embed_dim, token_shape, token_patch, hidden_dim)
         self.planning_heads = nn.ModuleDict(
             {
-                "cost": PlanningCostHead(embed_dim, token_shape, token_patch, grid, candidates, hidden_dim),
+                "cost": PlanningCostHead(
+                    embed_dim, token_shape, token_patch, grid, candidates, hidden_dim, prior=planning_prior
+                ),
                 "cost_with_ego_status": PlanningCostHead(
-                    embed_dim, token_shape, token_patch, grid, candidates, hidden_dim, ego_status_dim=4
+                    embed_dim,
+                    token_shape,
+                    token_patch,
+                    grid,
+                    candidates,
+                    hidden_dim,
+                    ego_status_dim=4,
+                    prior=planning_prior,
                 ),
             }
         )

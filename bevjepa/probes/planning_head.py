@@ -1,16 +1,18 @@
 """The planning-cost probe: a cost map read from frozen tokens scores a fixed set of candidate ego trajectories.
 
-Each candidate's score is a prior of the candidate given the scene at large (an MLP of the mean token: how
-often it is driven in such a scene) minus the cost summed over its waypoints (bilinear look-up in the cost map;
-a waypoint beyond the grid reads the nearest border cell); with ego status, an MLP of the ego's current motion
-adds a per-candidate term. The prior carries what a cost map cannot: every candidate has the same number of
-waypoints, so a cost that rises or falls everywhere (a scene that calls for driving slower or faster) leaves
-the ranking unchanged; the prior can prefer the slower or faster candidates outright. Training is a classification
+Each candidate's score is a prior of the candidate minus the cost summed over its waypoints (bilinear look-up
+in the cost map; a waypoint beyond the grid reads the nearest border cell); with ego status, an MLP of the
+ego's current motion adds a per-candidate term. The prior is either ``scene`` (an MLP of the mean token: how
+often the candidate is driven in such a scene) or ``constant`` (how often it is driven, whatever the scene).
+A scene prior carries what a cost map cannot: every candidate has the same number of waypoints, so a cost that
+rises or falls everywhere (a scene that calls for driving slower or faster) leaves the ranking unchanged; but
+on features that carry little, its MLP fits noise, where the constant prior cannot. Training is a classification
 over candidates whose target is the candidate nearest to the logged trajectory; the plan is the best-scored
 candidate.
 """
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +26,8 @@ from bevjepa.probes.heads import TokenCellHead
 # nuScenes data-collection vehicle, which the synthetic vehicle copies (LiDAR x to the right, y forward).
 NUSCENES_EGO_POSE_IN_LIDAR = (*NUSCENES_LIDAR_EGO_ORIGIN_XY, NUSCENES_LIDAR_EGO_YAW)
 NO_TARGET = -100  # cross-entropy's ignore index: samples without any logged future step
+PriorKind = Literal["scene", "constant"]
+PRIOR_KINDS: tuple[PriorKind, ...] = ("scene", "constant")
 
 
 def candidates_in_lidar_frame(
@@ -73,6 +77,7 @@ class PlanningCostHead(nn.Module):
         hidden_dim: hidden width of the cost-map head (0: linear).
         ego_status_dim: features of the ego status (0: the head reads the tokens only).
         ego_hidden_dim: hidden width of the ego-status MLP.
+        prior: ``scene`` or ``constant`` (see the module's docstring).
         prior_hidden_dim: hidden width of the scene prior's MLP.
     """
 
@@ -86,16 +91,25 @@ class PlanningCostHead(nn.Module):
         hidden_dim: int = 0,
         ego_status_dim: int = 0,
         ego_hidden_dim: int = 64,
+        prior: PriorKind = "scene",
         prior_hidden_dim: int = 64,
     ) -> None:
         super().__init__()
         self.cost_map = TokenCellHead(embed_dim, token_shape, patch, 1, hidden_dim)
         self.register_buffer("candidates", candidates.float().clone())
-        self.candidate_prior = nn.Sequential(
-            nn.Linear(embed_dim, prior_hidden_dim), nn.GELU(), nn.Linear(prior_hidden_dim, len(candidates))
-        )  # mean token (B, D) -> (B, T)
-        nn.init.zeros_(self.candidate_prior[-1].weight)  # starts uniform: every candidate equally likely
-        nn.init.zeros_(self.candidate_prior[-1].bias)
+        if prior not in PRIOR_KINDS:
+            raise ValueError(f"prior must be one of {PRIOR_KINDS}, got {prior!r}")
+        self.prior = prior
+        if prior == "scene":
+            self.scene_prior = nn.Sequential(
+                nn.Linear(embed_dim, prior_hidden_dim),
+                nn.GELU(),
+                nn.Linear(prior_hidden_dim, len(candidates)),
+            )  # mean token (B, D) -> (B, T)
+            nn.init.zeros_(self.scene_prior[-1].weight)  # starts uniform: every candidate equally likely
+            nn.init.zeros_(self.scene_prior[-1].bias)
+        else:
+            self.constant_prior = nn.Parameter(torch.zeros(len(candidates)))  # (T,)
         low = torch.tensor(grid.point_cloud_range[:2], dtype=torch.float32)
         high = torch.tensor(grid.point_cloud_range[3:5], dtype=torch.float32)
         # Waypoints in grid_sample's normalised coordinates ([-1, 1] over the range, x then y): (1, T, K, 2).
@@ -132,12 +146,18 @@ class PlanningCostHead(nn.Module):
         waypoint_cost = F.grid_sample(
             cost, points, align_corners=False, padding_mode="border"
         )  # (B, 1, T, K)
-        scores = self.candidate_prior(tokens.mean(dim=1)) - waypoint_cost[:, 0].sum(dim=-1)  # (B, T)
+        scores = self.candidate_prior(tokens) - waypoint_cost[:, 0].sum(dim=-1)  # (B, T)
         if self.ego_status_mlp is not None:
             if ego_status is None:
                 raise ValueError("this planning head reads the ego status; none was given")
             scores = scores + self.ego_status_mlp(ego_status)
         return scores, cost
+
+    def candidate_prior(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, N, D) tokens -> (B, T) prior of each candidate."""
+        if self.prior == "scene":
+            return self.scene_prior(tokens.mean(dim=1))
+        return self.constant_prior.expand(tokens.shape[0], -1)
 
     def plan(self, scores: torch.Tensor) -> torch.Tensor:
         """The best-scored candidate of each sample: (B, T) scores -> (B, K, 2) trajectories."""

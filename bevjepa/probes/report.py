@@ -156,6 +156,20 @@ def results_markdown(results: Mapping) -> str:
         )
     lines += _table(header, rows)
 
+    priors = {name: p for name, p in results.get("planning_priors", {}).items() if p.get("fold_l2")}
+    if priors:
+        scored = "; ".join(
+            f"{name} {p['chosen']} ("
+            + ", ".join(f"{kind} {_number(value)} m" for kind, value in p["fold_l2"].items())
+            + ")"
+            for name, p in priors.items()
+        )
+        lines += [
+            "",
+            "Candidate prior of each method's cost heads, chosen on contiguous folds of the training split by the"
+            f" scene-only head's L2 at the longest horizon: {scored}.",
+        ]
+
     speed_r2 = results.get("ego_speed_r2", {})
     if speed_r2:
         lines += [

@@ -3,10 +3,15 @@ held-out split, next to the planners that read no scene.
 
 Every run has the same number of optimizer steps whatever its label fraction (samples are drawn with
 replacement from the kept subset), so a fraction changes what a probe may read, not how long it trains.
+
+The planning-cost head's candidate prior (``scene`` or ``constant``) is chosen per method on folds of the
+training split, never on the held-out split: the scene prior lets informative features prefer slower or
+faster candidates, but on features that carry little it fits noise.
 """
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass, field
 
 import lightning as L
@@ -18,9 +23,15 @@ from bevjepa.grid import BevGrid
 from bevjepa.probes.ego_speed_probe import ego_speed_r2
 from bevjepa.probes.ego_status_probe import EgoStatusProbe, mean_trajectory
 from bevjepa.probes.features import SplitFeatures, token_batch
+from bevjepa.probes.future_occupancy import HORIZON_STEPS
 from bevjepa.probes.label_subsets import label_subset
 from bevjepa.probes.module import ProbeModule
-from bevjepa.probes.planning_head import NUSCENES_EGO_POSE_IN_LIDAR, candidates_in_lidar_frame
+from bevjepa.probes.planning_head import (
+    NUSCENES_EGO_POSE_IN_LIDAR,
+    PRIOR_KINDS,
+    PriorKind,
+    candidates_in_lidar_frame,
+)
 from bevjepa.probes.trajectories import candidate_trajectories
 
 
@@ -45,6 +56,8 @@ class ProbeSettings:
         ego_pose_in_lidar: ``(x, y, yaw)`` of the ego frame in the LiDAR frame (moves the candidates).
         speed_ridge: regularisation of the ego-speed probe, relative to the mean squared norm of the centred
             training features.
+        planning_priors: the planning-cost priors to choose from (one: no choice is made).
+        selection_folds: folds of the training split (contiguous blocks of samples) the choice is scored on.
     """
 
     steps: int = 300
@@ -61,10 +74,17 @@ class ProbeSettings:
     step_seconds: float = 0.5
     ego_pose_in_lidar: tuple[float, float, float] = NUSCENES_EGO_POSE_IN_LIDAR
     speed_ridge: float = 1.0
+    planning_priors: tuple[PriorKind, ...] = PRIOR_KINDS
+    selection_folds: int = 3
 
     def __post_init__(self) -> None:
         if self.head_seeds < 1:
             raise ValueError(f"head_seeds must be at least 1, got {self.head_seeds}")
+        unknown = set(self.planning_priors) - set(PRIOR_KINDS)
+        if not self.planning_priors or unknown:
+            raise ValueError(f"planning_priors must be some of {PRIOR_KINDS}, got {self.planning_priors}")
+        if len(self.planning_priors) > 1 and self.selection_folds < 2:
+            raise ValueError(f"choosing a planning prior needs at least 2 folds, got {self.selection_folds}")
 
 
 @dataclass
@@ -76,12 +96,15 @@ class SuiteResults:
             the head seeds; ``{name}_std`` the standard deviation across them).
         ego_status_planners: label fraction -> metric name -> value (``EgoStatusProbe.evaluation``, likewise).
         ego_speed_r2: method -> R^2 of the ego-speed probe on the held-out split (all training labels).
+        planning_priors: method -> ``{"chosen": kind, "fold_l2": {kind: scene-only L2}}``, the planning-cost
+            prior its probes use and how each candidate prior scored on the training folds.
         modules: method -> the probe module trained on all the labels (for pictures).
     """
 
     probes: dict[str, dict[float, dict[str, float]]] = field(default_factory=dict)
     ego_status_planners: dict[float, dict[str, float]] = field(default_factory=dict)
     ego_speed_r2: dict[str, float] = field(default_factory=dict)
+    planning_priors: dict[str, dict] = field(default_factory=dict)
     modules: dict[str, ProbeModule] = field(default_factory=dict)
 
 
@@ -115,9 +138,11 @@ def _train_loader(
     )
 
 
-def _eval_loader(features: SplitFeatures, method: str | None, settings: ProbeSettings) -> DataLoader:
+def _eval_loader(
+    features: SplitFeatures, method: str | None, settings: ProbeSettings, indices: torch.Tensor | None
+) -> DataLoader:
     return DataLoader(
-        list(range(len(features.labels))),
+        list(range(len(features.labels))) if indices is None else indices.tolist(),
         batch_size=settings.eval_batch_size,
         shuffle=False,
         collate_fn=functools.partial(token_batch, features, method),
@@ -137,6 +162,7 @@ def train_probe(
     grid: BevGrid,
     token_patch: int,
     settings: ProbeSettings,
+    planning_prior: PriorKind = "scene",
 ) -> ProbeModule:
     """Train one method's heads on the training samples ``subset``."""
     embed_dim = train.tokens[method].shape[-1]
@@ -151,17 +177,67 @@ def train_probe(
             learning_rate=settings.learning_rate,
             weight_decay=settings.weight_decay,
             total_steps=settings.steps,
+            planning_prior=planning_prior,
         )
     _trainer(settings.steps).fit(module, _train_loader(train, method, subset, settings))
     return module
 
 
 def evaluate(
-    module: L.LightningModule, features: SplitFeatures, method: str | None, settings: ProbeSettings
+    module: L.LightningModule,
+    features: SplitFeatures,
+    method: str | None,
+    settings: ProbeSettings,
+    indices: torch.Tensor | None = None,
 ) -> dict:
-    """Score a trained probe on a split: its ``evaluation`` dict."""
-    _trainer().validate(module, _eval_loader(features, method, settings), verbose=False)
+    """Score a trained probe on a split (or on its samples ``indices``): its ``evaluation`` dict."""
+    _trainer().validate(module, _eval_loader(features, method, settings, indices), verbose=False)
     return dict(module.evaluation)
+
+
+def training_folds(num_samples: int, folds: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``folds`` contiguous blocks of the samples as ``(fit, held_out)`` index pairs. Samples come in dataset
+    order, scene after scene, so a block keeps scenes (and the synthetic splits' towns) together."""
+    block = torch.arange(num_samples) * folds // num_samples
+    pairs = [(torch.nonzero(block != k)[:, 0], torch.nonzero(block == k)[:, 0]) for k in range(folds)]
+    return [(fit, held_out) for fit, held_out in pairs if len(fit) and len(held_out)]
+
+
+def longest_horizon_l2(evaluation: dict[str, float], head: str = "cost") -> float:
+    """A planning head's L2 averaged over the waypoints up to the longest horizon that was scored (NaN if
+    none was)."""
+    prefix = f"plan_{head}_l2_avg_"
+    values = [evaluation[f"{prefix}{h}"] for h in reversed(HORIZON_STEPS) if f"{prefix}{h}" in evaluation]
+    return next((v for v in values if math.isfinite(v)), float("nan"))
+
+
+def choose_planning_prior(
+    train: SplitFeatures, method: str, grid: BevGrid, token_patch: int, settings: ProbeSettings
+) -> tuple[PriorKind, dict[str, float]]:
+    """The planning-cost prior whose scene-only head plans best (L2 at the longest horizon, mean over the
+    folds of the training split), and every candidate prior's score; the first of ``planning_priors`` where
+    no fold could be scored."""
+    if len(settings.planning_priors) == 1:
+        return settings.planning_priors[0], {}
+    scores = {}
+    for kind in settings.planning_priors:
+        errors = [
+            longest_horizon_l2(
+                evaluate(
+                    train_probe(train, method, fit, grid, token_patch, settings, kind),
+                    train,
+                    method,
+                    settings,
+                    held_out,
+                )
+            )
+            for fit, held_out in training_folds(len(train.labels), settings.selection_folds)
+        ]
+        finite = [e for e in errors if math.isfinite(e)]
+        scores[kind] = sum(finite) / len(finite) if finite else float("nan")
+    scored = {kind: value for kind, value in scores.items() if math.isfinite(value)}
+    chosen = min(scored, key=scored.get) if scored else settings.planning_priors[0]
+    return chosen, scores
 
 
 def run_probe_suite(
@@ -187,6 +263,9 @@ def run_probe_suite(
         The results, with the all-labels probe modules.
     """
     results = SuiteResults()
+    for method in tqdm(train.tokens, desc="choosing planning priors", disable=not progress):
+        chosen, scores = choose_planning_prior(train, method, grid, token_patch, settings)
+        results.planning_priors[method] = {"chosen": chosen, "fold_l2": scores}
     fractions = sorted(settings.label_fractions)
     runs = [(method, fraction) for method in train.tokens for fraction in fractions]
     runs += [(None, fraction) for fraction in fractions]
@@ -198,7 +277,8 @@ def run_probe_suite(
             if method is None:
                 module = train_ego_status_probe(train, subset, seeded)
             else:
-                module = train_probe(train, method, subset, grid, token_patch, seeded)
+                prior = results.planning_priors[method]["chosen"]
+                module = train_probe(train, method, subset, grid, token_patch, seeded, prior)
                 if fraction == fractions[-1] and repeat == 0:
                     results.modules[method] = module
             evaluations.append(evaluate(module, val, method, seeded))

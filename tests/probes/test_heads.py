@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from bevjepa.encoders.tokens import bev_to_tokens
@@ -70,11 +71,12 @@ def test_planning_head_prefers_the_candidate_off_a_costly_cell():
     assert with_status(torch.randn(3, 16, 8), torch.randn(3, 4))[0].shape == (3, 2)
 
 
-def test_planning_head_learns_how_often_each_candidate_is_driven():
+@pytest.mark.parametrize("prior", ["scene", "constant"])
+def test_planning_head_learns_how_often_each_candidate_is_driven(prior):
     # Tokens that carry nothing: only the candidate prior can tell the candidates apart.
     candidates = torch.tensor([[[1.6, 4.8], [1.6, 8.0]], [[4.8, 4.8], [4.8, 8.0]]])  # (2, 2, 2)
     torch.manual_seed(0)
-    head = PlanningCostHead(8, (4, 4), 2, GRID, candidates)
+    head = PlanningCostHead(8, (4, 4), 2, GRID, candidates, prior=prior)
     optimizer = torch.optim.Adam(head.parameters(), lr=0.05)
     targets = torch.tensor([1, 1, 1, 0])  # candidate 1 driven three times in four
     for _ in range(100):
@@ -106,3 +108,22 @@ def test_the_prior_reads_what_a_cost_map_cannot():
     scores, cost = head(scenes)
     assert scores.argmax(dim=1).tolist() == [0, 1]
     torch.testing.assert_close(cost[:, 0, 5:7, 4], cost[:, 0, 5:7, 6])
+
+
+def test_the_constant_prior_cannot_tell_uniform_scenes_apart_and_unknown_priors_fail():
+    candidates = torch.tensor([[[1.6, 4.8], [1.6, 8.0]], [[8.0, 4.8], [8.0, 8.0]]])  # (2, 2, 2)
+    scenes = torch.zeros(2, 16, 8)
+    scenes[0, :, 0], scenes[1, :, 0] = 1.0, -1.0
+    torch.manual_seed(0)
+    head = PlanningCostHead(8, (4, 4), 2, GRID, candidates, prior="constant")
+    optimizer = torch.optim.Adam(head.parameters(), lr=0.05)
+    for _ in range(100):
+        loss = torch.nn.functional.cross_entropy(head(scenes)[0], torch.tensor([0, 1]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    scores, _ = head(scenes)
+    # Whatever it learned, it prefers one candidate by the same margin in both kinds of scene.
+    torch.testing.assert_close(scores[0, 0] - scores[0, 1], scores[1, 0] - scores[1, 1], atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="prior"):
+        PlanningCostHead(8, (4, 4), 2, GRID, candidates, prior="learned")

@@ -129,6 +129,10 @@ class JEPAPretrainModule(L.LightningModule):
         self.predictor = (
             predictor(self.token_shape, self.encoder.embed_dim) if predictor is not None else None
         )
+        if self.predictor is not None and loss_weights.unconditioned <= 0:
+            # No rollout without actions is trained: its "not given" code stays out of the optimiser (DDP
+            # requires every trained parameter to take part in the loss).
+            self.predictor.unknown_action.requires_grad_(False)
         self.jepa = JEPAStep(
             grid=grid,
             token_patch=token_patch,

@@ -186,7 +186,11 @@ def test_predict_future_tokens_is_the_rollout_from_the_whole_context(batch):
 
 def test_the_unconditioned_rollout_is_computed_only_when_weighted(batch):
     torch.manual_seed(0)
-    assert small_module().run_jepa(batch, TRAIN_STREAM, step=0).losses["unconditioned"] == 0
+    module = small_module()
+    assert module.run_jepa(batch, TRAIN_STREAM, step=0).losses["unconditioned"] == 0
+    # Its code is then left out of training (DDP would find a trained parameter without a gradient).
+    assert not module.predictor.unknown_action.requires_grad
+    assert small_module(loss_weights=LossWeights(unconditioned=0.5)).predictor.unknown_action.requires_grad
 
 
 def test_a_step_without_actions_leaves_the_source_where_it_stands(batch):

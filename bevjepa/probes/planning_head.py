@@ -65,6 +65,32 @@ def nearest_candidate(candidates: torch.Tensor, logged: torch.Tensor, valid: tor
     return torch.where(valid.any(dim=1), target, torch.full_like(target, NO_TARGET))
 
 
+class ScenePrior(nn.Module):
+    """(B, N, D) tokens -> (B, T) prior of each candidate: an MLP of the mean token, starting uniform."""
+
+    def __init__(self, embed_dim: int, num_candidates: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(embed_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, num_candidates)
+        )
+        nn.init.zeros_(self.net[-1].weight)  # every candidate equally likely at the start
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.net(tokens.mean(dim=1))
+
+
+class ConstantPrior(nn.Module):
+    """(B, N, D) tokens -> (B, T) prior of each candidate: how often it is driven, whatever the scene."""
+
+    def __init__(self, num_candidates: int) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.zeros(num_candidates))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(tokens.shape[0], -1)
+
+
 class PlanningCostHead(nn.Module):
     """Tokens (and optionally ego status) -> a BEV cost map and scores of the candidate trajectories.
 
@@ -99,17 +125,11 @@ class PlanningCostHead(nn.Module):
         self.register_buffer("candidates", candidates.float().clone())
         if prior not in PRIOR_KINDS:
             raise ValueError(f"prior must be one of {PRIOR_KINDS}, got {prior!r}")
-        self.prior = prior
-        if prior == "scene":
-            self.scene_prior = nn.Sequential(
-                nn.Linear(embed_dim, prior_hidden_dim),
-                nn.GELU(),
-                nn.Linear(prior_hidden_dim, len(candidates)),
-            )  # mean token (B, D) -> (B, T)
-            nn.init.zeros_(self.scene_prior[-1].weight)  # starts uniform: every candidate equally likely
-            nn.init.zeros_(self.scene_prior[-1].bias)
-        else:
-            self.constant_prior = nn.Parameter(torch.zeros(len(candidates)))  # (T,)
+        self.candidate_prior = (
+            ScenePrior(embed_dim, len(candidates), prior_hidden_dim)
+            if prior == "scene"
+            else ConstantPrior(len(candidates))
+        )
         low = torch.tensor(grid.point_cloud_range[:2], dtype=torch.float32)
         high = torch.tensor(grid.point_cloud_range[3:5], dtype=torch.float32)
         # Waypoints in grid_sample's normalised coordinates ([-1, 1] over the range, x then y): (1, T, K, 2).
@@ -152,12 +172,6 @@ class PlanningCostHead(nn.Module):
                 raise ValueError("this planning head reads the ego status; none was given")
             scores = scores + self.ego_status_mlp(ego_status)
         return scores, cost
-
-    def candidate_prior(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, N, D) tokens -> (B, T) prior of each candidate."""
-        if self.prior == "scene":
-            return self.scene_prior(tokens.mean(dim=1))
-        return self.constant_prior.expand(tokens.shape[0], -1)
 
     def plan(self, scores: torch.Tensor) -> torch.Tensor:
         """The best-scored candidate of each sample: (B, T) scores -> (B, K, 2) trajectories."""

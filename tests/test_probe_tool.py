@@ -95,6 +95,7 @@ def test_end_to_end_on_the_tiny_dataroot(synthetic_dataroot, tmp_path):
     assert "future_forecast_1s_miou" not in written["probes"]["random"]["1.0"]
     assert set(written["probes"]["mae"]) == {"0.01", "0.1", "1.0"}
     assert "plan_ego_status_mlp_l2_avg_3s" in written["ego_status_planners"]["1.0"]
+    assert "plan_ridge_with_ego_status_l2_avg_3s" in written["probes"]["mae"]["0.01"]
     assert set(written["ego_speed_r2"]) == {"jepa", "random", "mae"}
     assert written["settings"]["head_seeds"] == 3  # the config's: every number is a mean with its spread
     assert (
@@ -110,6 +111,8 @@ def test_end_to_end_on_the_tiny_dataroot(synthetic_dataroot, tmp_path):
         "ego-status MLP",
         "3 head seed(s)",
         "ego speed R^2",
+        "jepa ridge planner, scene only",
+        "random ridge planner + ego status",
     ):
         assert text in markdown, text
     assert results["methods"]["jepa"]["sha256"] in markdown

@@ -3,11 +3,12 @@ grid of a keyframe to the ego's speed then, fitted on the training split and sco
 
 One ego-motion-compensated keyframe shows the ego's speed only indirectly (older sweeps drawn where the
 sensor was, the traffic around it), and scene-only planners are judged mostly on it: open-loop L2 is dominated
-by how far the ego goes. This probe says how much of it an encoder keeps. Kernel form (samples x samples), so a
-grid of N x D features costs nothing to fit.
+by how far the ego goes. This probe says how much of it an encoder keeps.
 """
 
 import torch
+
+from bevjepa.probes.kernel_ridge import KernelRidge
 
 
 def ego_speed_r2(
@@ -24,7 +25,8 @@ def ego_speed_r2(
         train_speed: (S,) the ego's speed (m/s) at those keyframes; non-finite values are left out.
         eval_tokens: (S', N, D) tokens of the samples it is scored on.
         eval_speed: (S',) their speeds.
-        ridge: regularisation relative to the mean squared norm of the centred training features.
+        ridge: regularisation relative to the mean squared norm of the centred training features
+            (``KernelRidge``).
 
     Returns:
         1 - residual / total sum of squares around the evaluation mean (0: no better than a constant; NaN with
@@ -33,16 +35,8 @@ def ego_speed_r2(
     train_kept, eval_kept = torch.isfinite(train_speed), torch.isfinite(eval_speed)
     if train_kept.sum() < 2 or eval_kept.sum() < 2:
         return float("nan")
-    features = train_tokens[train_kept].flatten(1).double()  # (S, N * D)
-    speed = train_speed[train_kept].double()
-    mean_features, mean_speed = features.mean(dim=0), speed.mean()
-    centred = features - mean_features
-    kernel = centred @ centred.T  # (S, S)
-    strength = ridge * kernel.diagonal().mean()
-    identity = torch.eye(len(kernel), dtype=kernel.dtype)
-    weights = torch.linalg.solve(kernel + strength * identity, speed - mean_speed)  # (S,)
-    evaluated = eval_tokens[eval_kept].flatten(1).double() - mean_features  # (S', N * D)
-    predicted = evaluated @ centred.T @ weights + mean_speed
+    fitted = KernelRidge(ridge).fit([train_tokens[train_kept]], train_speed[train_kept])
+    predicted = fitted.predict([eval_tokens[eval_kept]])  # (S',)
     truth = eval_speed[eval_kept].double()
     total = (truth - truth.mean()).square().sum()
     if total <= 0:

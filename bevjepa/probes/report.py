@@ -19,6 +19,12 @@ PLANNING_COLUMNS = [
     for convention in ("avg", "at")
     for h in HORIZONS
 ]
+SCENE_PLANNER_TITLES = {
+    "cost": "cost head, scene only",
+    "cost_with_ego_status": "cost head + ego status",
+    "ridge": "ridge planner, scene only",
+    "ridge_with_ego_status": "ridge planner + ego status",
+}
 EGO_PLANNER_TITLES = {
     "ego_status_mlp": "ego-status MLP (ego status only)",
     "constant_velocity": "constant velocity (ego status only)",
@@ -134,17 +140,16 @@ def results_markdown(results: Mapping) -> str:
         "",
         f"## Open-loop planning ({_fraction(float(full))} of the training labels)",
         "",
-        "`avg` = mean over the waypoints up to the horizon (ST-P3/VAD), `at` = the horizon's waypoint (UniAD).",
+        "`avg` = mean over the waypoints up to the horizon (ST-P3/VAD), `at` = the horizon's waypoint (UniAD)."
+        " `cost head`: a cost map read from the tokens ranks fixed candidate trajectories; `ridge planner`: the"
+        " waypoints regressed in closed form from the whole token grid (no head seed, so no spread).",
         "",
     ]
     header = ["planner", *(title for title, _ in PLANNING_COLUMNS)]
     rows = []
     for name, per_fraction in probes.items():
         m = per_fraction[full]
-        for head, title in (
-            ("cost", "cost head, scene only"),
-            ("cost_with_ego_status", "cost head + ego status"),
-        ):
+        for head, title in SCENE_PLANNER_TITLES.items():
             rows.append(
                 [f"{name} {title}"] + [_spread(m, f"plan_{head}_{key}") for _, key in PLANNING_COLUMNS]
             )
@@ -191,6 +196,7 @@ def results_markdown(results: Mapping) -> str:
         "map mIoU (%)",
         "cost L2 avg 3s (m)",
         "cost + ego L2 avg 3s (m)",
+        "ridge L2 avg 3s (m)",
     ]
     rows = []
     for name, per_fraction in probes.items():
@@ -204,6 +210,7 @@ def results_markdown(results: Mapping) -> str:
                     _spread(m, "map_miou", True),
                     _spread(m, "plan_cost_l2_avg_3s"),
                     _spread(m, "plan_cost_with_ego_status_l2_avg_3s"),
+                    _spread(m, "plan_ridge_l2_avg_3s"),
                 ]
             )
     for fraction in fractions:
@@ -216,6 +223,7 @@ def results_markdown(results: Mapping) -> str:
                 "-",
                 "-",
                 _spread(m, "plan_ego_status_mlp_l2_avg_3s"),
+                "-",
             ]
         )
     lines += _table(header, rows)

@@ -32,6 +32,7 @@ from bevjepa.probes.planning_head import (
     PriorKind,
     candidates_in_lidar_frame,
 )
+from bevjepa.probes.ridge_planner import ridge_planner_evaluation
 from bevjepa.probes.trajectories import candidate_trajectories
 
 
@@ -54,8 +55,8 @@ class ProbeSettings:
         forecast_steps: future keyframes the world model forecasts (1 s, 2 s, 3 s are steps 2, 4, 6).
         step_seconds: time between future keyframes.
         ego_pose_in_lidar: ``(x, y, yaw)`` of the ego frame in the LiDAR frame (moves the candidates).
-        speed_ridge: regularisation of the ego-speed probe, relative to the mean squared norm of the centred
-            training features.
+        readout_ridge: regularisation of the closed-form readouts (the ridge planners, the ego-speed probe),
+            relative to the mean squared norm of each centred feature block (``KernelRidge``).
         planning_priors: the planning-cost priors to choose from (one: no choice is made).
         selection_folds: folds of the training split (contiguous blocks of samples) the choice is scored on.
     """
@@ -73,7 +74,7 @@ class ProbeSettings:
     forecast_steps: int = 6
     step_seconds: float = 0.5
     ego_pose_in_lidar: tuple[float, float, float] = NUSCENES_EGO_POSE_IN_LIDAR
-    speed_ridge: float = 1.0
+    readout_ridge: float = 1.0
     planning_priors: tuple[PriorKind, ...] = PRIOR_KINDS
     selection_folds: int = 3
 
@@ -93,7 +94,8 @@ class SuiteResults:
 
     Attributes:
         probes: method -> label fraction -> metric name -> value (``ProbeModule.evaluation``, the mean over
-            the head seeds; ``{name}_std`` the standard deviation across them).
+            the head seeds; ``{name}_std`` the standard deviation across them; and the ridge planners'
+            ``plan_ridge*`` metrics, which have no seed).
         ego_status_planners: label fraction -> metric name -> value (``EgoStatusProbe.evaluation``, likewise).
         ego_speed_r2: method -> R^2 of the ego-speed probe on the held-out split (all training labels).
         planning_priors: method -> ``{"chosen": kind, "fold_l2": {kind: scene-only L2}}``, the planning-cost
@@ -248,8 +250,8 @@ def run_probe_suite(
     settings: ProbeSettings,
     progress: bool = True,
 ) -> SuiteResults:
-    """Train and score every method's probes at every label fraction, the planners without a scene, and how
-    much of the ego's speed each method's tokens show.
+    """Train and score every method's probes and ridge planners at every label fraction, the planners without
+    a scene, and how much of the ego's speed each method's tokens show.
 
     Args:
         train: training-split features (every method's tokens).
@@ -286,6 +288,7 @@ def run_probe_suite(
         if method is None:
             results.ego_status_planners[fraction] = summary
         else:
+            summary |= ridge_planner_evaluation(train, method, subset, val, settings.readout_ridge)
             results.probes.setdefault(method, {})[fraction] = summary
     speed = 3  # ego_status is [vx, vy, yaw_rate, speed]
     for method in train.tokens:
@@ -294,7 +297,7 @@ def run_probe_suite(
             train.labels.ego_status[:, speed],
             val.tokens[method],
             val.labels.ego_status[:, speed],
-            settings.speed_ridge,
+            settings.readout_ridge,
         )
     return results
 

@@ -17,7 +17,7 @@ from bevjepa.probes.ego_status_probe import mean_trajectory
 from bevjepa.probes.features import SplitFeatures
 from bevjepa.probes.kernel_ridge import KernelRidge
 
-RIDGE_PLANNERS = ("ridge", "ridge_with_ego_status")
+RIDGE_PLANNERS = {"ridge": False, "ridge_with_ego_status": True}  # name -> reads the ego status
 
 
 def ridge_plans(
@@ -65,8 +65,8 @@ def ridge_planner_evaluation(
     planning metrics (L2 and collision, both conventions, each horizon)."""
     labels = evaluated.labels
     evaluation = {}
-    for planner in RIDGE_PLANNERS:
-        plans = ridge_plans(train, method, subset, evaluated, planner.endswith("ego_status"), ridge)
+    for planner, with_ego_status in RIDGE_PLANNERS.items():
+        plans = ridge_plans(train, method, subset, evaluated, with_ego_status, ridge)
         metric = PlanningMetrics(labels.future_steps)
         metric.update(plans, labels.ego_trajectory, labels.valid, labels.future_boxes)
         evaluation.update({f"plan_{planner}_{k}": float(v) for k, v in metric.compute().items()})

@@ -4,6 +4,12 @@ from dataclasses import dataclass, field
 
 import torch
 
+# Columns of ``ProbeLabels.ego_status``: velocity in the current LiDAR frame, yaw rate, speed.
+EGO_STATUS_FEATURES = ("vx_mps", "vy_mps", "yaw_rate_radps", "speed_mps")
+EGO_VELOCITY = slice(0, 2)
+EGO_YAW_RATE = EGO_STATUS_FEATURES.index("yaw_rate_radps")
+EGO_SPEED = EGO_STATUS_FEATURES.index("speed_mps")
+
 
 @dataclass
 class VoxelBatch:
@@ -70,7 +76,7 @@ class ProbeLabels:
         map_rasters: (B, 6, H, W) bool drivable_area, ped_crossing, walkway, stop_line, carpark_area, divider.
         ego_trajectory: (B, K, 2) float32 future ego positions in the current LiDAR frame.
         future_boxes: per sample, per future step, (M, 7) float32 agent boxes in the current LiDAR frame.
-        ego_status: (B, 4) float32 ``[vx, vy, yaw_rate, speed]`` of the ego now, in the current LiDAR frame
+        ego_status: (B, 4) float32 ``EGO_STATUS_FEATURES`` ``[vx, vy, yaw_rate, speed]`` of the ego now, in the current LiDAR frame
             (m/s, rad/s), from ego poses at and before the keyframe only (CAN bus speed where present).
     """
 

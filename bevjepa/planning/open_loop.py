@@ -4,7 +4,7 @@ logged one with the planning metrics (L2 and collisions, both conventions)."""
 
 import torch
 
-from bevjepa.batch import BevBatch, VoxelBatch
+from bevjepa.batch import EGO_SPEED, BevBatch, VoxelBatch
 from bevjepa.metrics import PLANNING_HORIZONS_STEPS, PlanningMetrics
 from bevjepa.planning.energy import LatentPlanningEnergy
 from bevjepa.planning.goals import keyframe_goal
@@ -42,7 +42,7 @@ def plan_logged_batch(
     voxels = _to(batch.voxels, device)
     context, observed = world_model.context_tokens(voxels), world_model.target_tokens(voxels)
     goal = keyframe_goal(world_model.target_tokens(_to(batch.futures.voxels[horizon - 1], device)))
-    speed = batch.labels.ego_status[:, 3].to(device)
+    speed = batch.labels.ego_status[:, EGO_SPEED].to(device)
     result = optimizer.plan(energy.bind(context, observed, speed, goal), len(speed), generator, device=device)
     _, _, trajectory = world_model_actions(integrate_controls(result.actions.double(), speed.double()))
     return trajectory.float()

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from bevjepa.batch import EGO_VELOCITY, EGO_YAW_RATE
 from bevjepa.metrics import NUSCENES_LIDAR_EGO_ORIGIN_XY
 from bevjepa.probes.trajectories import arc_positions
 
@@ -34,12 +35,13 @@ def constant_velocity_plan(
         (B, K, 2) waypoints.
     """
     times = step_seconds * torch.arange(1, num_steps + 1, dtype=ego_status.dtype, device=ego_status.device)
-    velocity = ego_status[:, :2]  # (B, 2)
+    velocity = ego_status[:, EGO_VELOCITY]  # (B, 2)
     start = ego_status.new_tensor(start_xy)
     if not with_yaw_rate:
         return start + velocity[:, None, :] * times[None, :, None]
     speed = torch.linalg.vector_norm(velocity, dim=-1)  # (B,)
-    curvature = ego_status[:, 2] / speed.clamp(min=1e-6)  # at rest the distance is 0 and the arc a point
+    # At rest the distance is 0 and the arc a point.
+    curvature = ego_status[:, EGO_YAW_RATE] / speed.clamp(min=1e-6)
     local = arc_positions(speed[:, None] * times, curvature[:, None])  # (B, K, 2), heading along +x
     direction = velocity / speed.clamp(min=1e-6)[:, None]  # (B, 2) unit heading (zero at rest)
     cos, sin = direction[:, None, 0], direction[:, None, 1]  # (B, 1)

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm.auto import tqdm
 
+from bevjepa.batch import EGO_SPEED
 from bevjepa.grid import BevGrid
 from bevjepa.probes.ego_speed_probe import ego_speed_r2
 from bevjepa.probes.ego_status_probe import EgoStatusProbe, mean_trajectory
@@ -290,13 +291,12 @@ def run_probe_suite(
         else:
             summary |= ridge_planner_evaluation(train, method, subset, val, settings.readout_ridge)
             results.probes.setdefault(method, {})[fraction] = summary
-    speed = 3  # ego_status is [vx, vy, yaw_rate, speed]
     for method in train.tokens:
         results.ego_speed_r2[method] = ego_speed_r2(
             train.tokens[method],
-            train.labels.ego_status[:, speed],
+            train.labels.ego_status[:, EGO_SPEED],
             val.tokens[method],
-            val.labels.ego_status[:, speed],
+            val.labels.ego_status[:, EGO_SPEED],
             settings.readout_ridge,
         )
     return results

@@ -17,11 +17,11 @@ first, velocity and yaw rate are zero (nothing before the keyframe tells the mot
 import numpy as np
 from nuscenes.nuscenes import NuScenes
 
+from bevjepa.batch import EGO_SPEED, EGO_STATUS_FEATURES, EGO_VELOCITY, EGO_YAW_RATE
 from datamodules.ego_motion import CanBusSpeeds
 from datamodules.sample_records import KeyframeRecord
 from datamodules.sweep_transforms import rigid_transforms
 
-EGO_STATUS_FEATURES = ("vx_mps", "vy_mps", "yaw_rate_radps", "speed_mps")
 # Two LiDAR sweeps at 20 Hz: centimetre localisation jitter barely moves a velocity over this long.
 CHORD_S = 0.1
 # Sweeps closer in time than this give no velocity (a duplicated timestamp, not motion).
@@ -107,7 +107,8 @@ def ego_status(nusc: NuScenes, record: KeyframeRecord, can_bus: CanBusSpeeds | N
     poses = np.stack([_pose_matrix(nusc, sweep) for sweep in chain])  # (S, 4, 4)
     times_s = np.array([(sweep["timestamp"] - chain[0]["timestamp"]) * 1e-6 for sweep in chain])  # (S,)
     status = np.zeros(len(EGO_STATUS_FEATURES))
-    status[:3] = ego_status_from_poses(poses, times_s, record.lidar_to_ego)
+    motion = ego_status_from_poses(poses, times_s, record.lidar_to_ego)  # (3,) vx, vy, yaw rate
+    status[EGO_VELOCITY], status[EGO_YAW_RATE] = motion[:2], motion[2]
     can_speed = can_bus.latest_speed(record.scene_name, record.timestamp_us) if can_bus is not None else None
-    status[3] = can_speed if can_speed is not None else np.hypot(status[0], status[1])
+    status[EGO_SPEED] = can_speed if can_speed is not None else np.hypot(*status[EGO_VELOCITY])
     return status.astype(np.float32)

@@ -12,7 +12,8 @@ from bevjepa.grid import BevGrid
 from bevjepa.probes.ego_status_planners import EgoStatusMLP
 from bevjepa.probes.features import SplitFeatures, SplitLabels
 from bevjepa.probes.heads import TokenCellHead, map_head, occupancy_head
-from bevjepa.probes.module import ProbeModule, cosine_factor
+from bevjepa.probes.module import ProbeModule
+from bevjepa.probes.optimization import adamw_with_cosine_decay
 from bevjepa.probes.suite import ProbeSettings, train_probe
 
 FREE_CLASS = 0
@@ -41,7 +42,7 @@ class PlanningHeads:
     ) -> "PlanningHeads":
         """The heads of a trained ``ProbeModule`` (its planning-cost head without ego status)."""
         heads = cls(
-            module.occupancy_head, module.map_head, module.planning_heads["cost"].cost_map, ego_status_mlp
+            module.occupancy_head, module.map_head, module.planning.heads["cost"].cost_map, ego_status_mlp
         )
         for head in (heads.occupancy, heads.map, heads.cost, heads.ego_status_mlp):
             if head is not None:
@@ -133,8 +134,7 @@ def train_ego_status_mlp(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         mlp = EgoStatusMLP(labels.future_steps, hidden)
-    optimizer = torch.optim.AdamW(mlp.parameters(), lr=learning_rate, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: cosine_factor(step, steps))
+    optimizer, schedule = adamw_with_cosine_decay(mlp.parameters(), learning_rate, 1e-4, steps)
     valid = labels.valid.float()
     for _ in range(steps):
         index = torch.randint(len(labels), (batch_size,), generator=generator)

@@ -15,7 +15,7 @@ from torch import nn
 from bevjepa.metrics import PlanningMetrics
 from bevjepa.probes.ego_status_planners import EgoStatusMLP, constant_velocity_plan
 from bevjepa.probes.features import TokenBatch
-from bevjepa.probes.module import cosine_factor
+from bevjepa.probes.optimization import lightning_optimizers
 
 EGO_PLANNERS = ("ego_status_mlp", "constant_velocity", "constant_velocity_yaw_rate", "mean_trajectory")
 
@@ -86,10 +86,6 @@ class EgoStatusProbe(L.LightningModule):
         self.log_dict({f"val/{k}": v for k, v in evaluation.items()})
 
     def configure_optimizers(self) -> dict:
-        optimizer = torch.optim.AdamW(
-            self.mlp.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+        return lightning_optimizers(
+            self.mlp.parameters(), self.learning_rate, self.weight_decay, self.total_steps
         )
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, functools.partial(cosine_factor, total_steps=self.total_steps)
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -10,7 +10,6 @@ change) or on raw ``BevBatch``es through its own frozen ``encoder``.
 """
 
 import functools
-import math
 
 import lightning as L
 import torch
@@ -21,7 +20,6 @@ from torchmetrics.classification import MulticlassJaccardIndex, MultilabelJaccar
 from bevjepa.batch import BevBatch
 from bevjepa.encoders.tokens import token_grid_shape
 from bevjepa.grid import BevGrid
-from bevjepa.metrics import PlanningMetrics
 from bevjepa.probes.features import TokenBatch, probe_tokens
 from bevjepa.probes.frozen_encoder import freeze_
 from bevjepa.probes.future_occupancy import (
@@ -30,14 +28,11 @@ from bevjepa.probes.future_occupancy import (
     future_labels_on_covered_cells,
 )
 from bevjepa.probes.heads import IGNORE_INDEX, MAP_LAYERS, OCCUPANCY_CLASSES, map_head, occupancy_head
-from bevjepa.probes.planning_head import NO_TARGET, PlanningCostHead, PriorKind, nearest_candidate
+from bevjepa.probes.optimization import lightning_optimizers
+from bevjepa.probes.planning_head import PriorKind
+from bevjepa.probes.planning_probe import PlanningCostProbes
 
 FUTURE_KINDS = ("forecast", "copy_last_prediction", "copy_current_labels")
-
-
-def cosine_factor(step: int, total_steps: int) -> float:
-    """Learning-rate factor: cosine from 1 to 0 over ``total_steps`` optimizer steps."""
-    return 0.5 * (1 + math.cos(math.pi * min(step, total_steps) / max(total_steps, 1)))
 
 
 def token_batch_from_bev(batch: BevBatch, tokens: torch.Tensor) -> TokenBatch:
@@ -94,25 +89,13 @@ class ProbeModule(L.LightningModule):
         self.learning_rate, self.weight_decay, self.total_steps = learning_rate, weight_decay, total_steps
         self.encoder = freeze_(encoder) if encoder is not None else None
         token_shape = token_grid_shape(grid, token_patch)
+        # The planning heads draw their initial weights first, so that a PlanningProbeModule built under the
+        # same seed starts (and, on the same batches, trains) its scene-only head exactly as this one does.
+        self.planning = PlanningCostProbes(
+            embed_dim, token_shape, token_patch, grid, candidates, hidden_dim, planning_prior
+        )
         self.occupancy_head = occupancy_head(embed_dim, token_shape, token_patch, hidden_dim)
         self.map_head = map_head(embed_dim, token_shape, token_patch, hidden_dim)
-        self.planning_heads = nn.ModuleDict(
-            {
-                "cost": PlanningCostHead(
-                    embed_dim, token_shape, token_patch, grid, candidates, hidden_dim, prior=planning_prior
-                ),
-                "cost_with_ego_status": PlanningCostHead(
-                    embed_dim,
-                    token_shape,
-                    token_patch,
-                    grid,
-                    candidates,
-                    hidden_dim,
-                    ego_status_dim=4,
-                    prior=planning_prior,
-                ),
-            }
-        )
         occupancy_iou = functools.partial(
             MulticlassJaccardIndex,
             num_classes=len(OCCUPANCY_CLASSES),
@@ -121,10 +104,6 @@ class ProbeModule(L.LightningModule):
         )
         self.occupancy_iou = occupancy_iou()
         self.map_iou = MultilabelJaccardIndex(num_labels=len(MAP_LAYERS), average="none")
-        num_steps = candidates.shape[1]
-        self.planning_metrics = nn.ModuleDict(
-            {name: PlanningMetrics(num_steps) for name in self.planning_heads}
-        )
         self.future_iou = nn.ModuleDict(
             {f"{kind}_{horizon}": occupancy_iou() for kind in FUTURE_KINDS for horizon in HORIZON_STEPS}
         )
@@ -153,14 +132,7 @@ class ProbeModule(L.LightningModule):
             "occupancy": F.cross_entropy(occupancy_logits, batch.occupancy[:, 0], ignore_index=IGNORE_INDEX),
             "map": F.binary_cross_entropy_with_logits(self.map_head(tokens), batch.map_rasters.float()),
         }
-        targets = nearest_candidate(self.planning_heads["cost"].candidates, batch.ego_trajectory, batch.valid)
-        for name, head in self.planning_heads.items():
-            scores, _ = head(tokens, batch.ego_status)
-            if (targets != NO_TARGET).any():
-                losses[name] = F.cross_entropy(scores, targets, ignore_index=NO_TARGET)
-            else:
-                losses[name] = scores.sum() * 0
-        return losses
+        return losses | self.planning.losses(batch)
 
     def training_step(self, batch: TokenBatch | BevBatch, batch_idx: int) -> torch.Tensor:
         batch = self._tokens(batch)
@@ -181,10 +153,7 @@ class ProbeModule(L.LightningModule):
             "occupancy": self.occupancy_head(batch.tokens).argmax(dim=1),
             "map": self.map_head(batch.tokens) > 0,
         }
-        for name, head in self.planning_heads.items():
-            scores, cost = head(batch.tokens, batch.ego_status)
-            outputs[f"plan_{name}"] = head.plan(scores)
-            outputs[f"cost_{name}"] = cost
+        outputs |= self.planning.predict(batch)
         if batch.forecasts is not None:
             outputs["forecast"] = decode_future_occupancy(
                 self.occupancy_head, batch.forecasts, batch.poses, batch.valid, self.grid
@@ -199,10 +168,7 @@ class ProbeModule(L.LightningModule):
         outputs = self.predict_batch(batch)
         self.occupancy_iou.update(outputs["occupancy"], batch.occupancy[:, 0])
         self.map_iou.update(outputs["map"].long(), batch.map_rasters.long())
-        for name in self.planning_heads:
-            self.planning_metrics[name].update(
-                outputs[f"plan_{name}"], batch.ego_trajectory, batch.valid, batch.future_boxes
-            )
+        self.planning.update(outputs, batch)
         self._update_future_occupancy(batch, outputs)
 
     def _update_future_occupancy(self, batch: TokenBatch, outputs: dict[str, torch.Tensor]) -> None:
@@ -239,10 +205,7 @@ class ProbeModule(L.LightningModule):
         layers = self.map_iou.compute()
         evaluation.update({f"map_iou_{name}": float(v) for name, v in zip(MAP_LAYERS, layers, strict=True)})
         evaluation["map_miou"] = float(layers.mean())
-        for name in self.planning_heads:
-            values = self.planning_metrics[name].compute()
-            evaluation.update({f"plan_{name}_{k}": float(v) for k, v in values.items()})
-            self.planning_metrics[name].reset()
+        evaluation.update(self.planning.compute())
         for key in sorted(self._updated_futures):
             iou = self.future_iou[key].compute()
             evaluation[f"future_{key}_miou"] = float(iou.mean())
@@ -256,8 +219,4 @@ class ProbeModule(L.LightningModule):
     # ------------------------------------------------------------------------------------- optimisation
     def configure_optimizers(self) -> dict:
         trainable = [p for p in self.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=self.learning_rate, weight_decay=self.weight_decay)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, functools.partial(cosine_factor, total_steps=self.total_steps)
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return lightning_optimizers(trainable, self.learning_rate, self.weight_decay, self.total_steps)

@@ -57,7 +57,7 @@ def probe_picture(module: ProbeModule, batch: TokenBatch, title: str) -> Figure:
     _show(row[2], grid, map_image(batch.map_rasters[0].numpy()), "map layers: labels")
     _show(row[3], grid, map_image(outputs["map"][0].numpy()), "map layers: probe")
     _show(row[4], grid, outputs["cost_cost"][0, 0].numpy(), "cost map, plans (scene only)", cmap="magma")
-    candidates = module.planning_heads["cost"].candidates.numpy()
+    candidates = module.planning.candidates.numpy()
     for candidate in candidates:
         row[4].plot(candidate[:, 0], candidate[:, 1], color=(0.6, 0.6, 0.6), linewidth=0.3, alpha=0.4)
     valid = batch.valid[0].numpy()

@@ -33,6 +33,7 @@ from bevjepa.probes.planning_head import (
     PriorKind,
     candidates_in_lidar_frame,
 )
+from bevjepa.probes.planning_probe import PlanningProbeModule
 from bevjepa.probes.ridge_planner import ridge_planner_evaluation
 from bevjepa.probes.trajectories import candidate_trajectories
 
@@ -168,12 +169,38 @@ def train_probe(
     planning_prior: PriorKind = "scene",
 ) -> ProbeModule:
     """Train one method's heads on the training samples ``subset``."""
-    embed_dim = train.tokens[method].shape[-1]
+    return _fit(ProbeModule, train, method, subset, grid, token_patch, settings, planning_prior)
+
+
+def train_planning_probe(
+    train: SplitFeatures,
+    method: str,
+    subset: torch.Tensor,
+    grid: BevGrid,
+    token_patch: int,
+    settings: ProbeSettings,
+    planning_prior: PriorKind,
+) -> PlanningProbeModule:
+    """Train one method's scene-only planning-cost head alone, as ``train_probe`` trains it among the rest."""
+    return _fit(PlanningProbeModule, train, method, subset, grid, token_patch, settings, planning_prior)
+
+
+def _fit(
+    module_class: type[ProbeModule] | type[PlanningProbeModule],
+    train: SplitFeatures,
+    method: str,
+    subset: torch.Tensor,
+    grid: BevGrid,
+    token_patch: int,
+    settings: ProbeSettings,
+    planning_prior: PriorKind,
+) -> ProbeModule | PlanningProbeModule:
+    """Build a probe module with the seeded initialisation and train it on ``subset``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
-        module = ProbeModule(
+        module = module_class(
             grid,
-            embed_dim,
+            train.tokens[method].shape[-1],
             token_patch,
             probe_candidates(settings, train.labels.future_steps),
             hidden_dim=settings.hidden_dim,
@@ -227,7 +254,7 @@ def choose_planning_prior(
         errors = [
             longest_horizon_l2(
                 evaluate(
-                    train_probe(train, method, fit, grid, token_patch, settings, kind),
+                    train_planning_probe(train, method, fit, grid, token_patch, settings, kind),
                     train,
                     method,
                     settings,

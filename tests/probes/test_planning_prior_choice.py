@@ -34,7 +34,7 @@ def _stub_training(monkeypatch, fold_l2: dict[str, list[float]]) -> list[tuple[s
     """Training returns the prior's name; scoring looks up ``fold_l2[prior][fold]``. Returns the calls made."""
     calls = []
 
-    def train_probe(train, method, subset, grid, token_patch, settings, prior):
+    def train_planning_probe(train, method, subset, grid, token_patch, settings, prior):
         calls.append((prior, subset.tolist()))
         return prior
 
@@ -42,7 +42,7 @@ def _stub_training(monkeypatch, fold_l2: dict[str, list[float]]) -> list[tuple[s
         fold = indices.tolist()[0] // 3
         return {"plan_cost_l2_avg_3s": fold_l2[prior][fold]}
 
-    monkeypatch.setattr(suite, "train_probe", train_probe)
+    monkeypatch.setattr(suite, "train_planning_probe", train_planning_probe)
     monkeypatch.setattr(suite, "evaluate", evaluate)
     return calls
 

@@ -113,6 +113,7 @@ def test_end_to_end_on_the_tiny_dataroot(synthetic_dataroot, tmp_path):
         "ego speed R^2",
         "jepa ridge planner, scene only",
         "random ridge planner + ego status",
+        "The cost heads choose by `least_expected_distance`",  # the config's decision, named in the table
     ):
         assert text in markdown, text
     assert results["methods"]["jepa"]["sha256"] in markdown

@@ -29,7 +29,7 @@ from bevjepa.probes.future_occupancy import (
 )
 from bevjepa.probes.heads import IGNORE_INDEX, MAP_LAYERS, OCCUPANCY_CLASSES, map_head, occupancy_head
 from bevjepa.probes.optimization import lightning_optimizers
-from bevjepa.probes.planning_head import PriorKind
+from bevjepa.probes.planning_head import PlanDecision, PriorKind
 from bevjepa.probes.planning_probe import PlanningCostProbes
 
 FUTURE_KINDS = ("forecast", "copy_last_prediction", "copy_current_labels")
@@ -68,6 +68,7 @@ class ProbeModule(L.LightningModule):
         weight_decay: AdamW weight decay.
         total_steps: optimizer steps of the training run.
         planning_prior: the planning-cost heads' candidate prior, ``scene`` or ``constant``.
+        planning_decision: how they choose their plan, ``least_expected_distance`` or ``lowest_cost``.
     """
 
     def __init__(
@@ -82,6 +83,7 @@ class ProbeModule(L.LightningModule):
         weight_decay: float = 1e-4,
         total_steps: int = 1000,
         planning_prior: PriorKind = "scene",
+        planning_decision: PlanDecision = "least_expected_distance",
     ) -> None:
         super().__init__()
         self.grid = grid
@@ -92,7 +94,14 @@ class ProbeModule(L.LightningModule):
         # The planning heads draw their initial weights first, so that a PlanningProbeModule built under the
         # same seed starts (and, on the same batches, trains) its scene-only head exactly as this one does.
         self.planning = PlanningCostProbes(
-            embed_dim, token_shape, token_patch, grid, candidates, hidden_dim, planning_prior
+            embed_dim,
+            token_shape,
+            token_patch,
+            grid,
+            candidates,
+            hidden_dim,
+            planning_prior,
+            planning_decision,
         )
         self.occupancy_head = occupancy_head(embed_dim, token_shape, token_patch, hidden_dim)
         self.map_head = map_head(embed_dim, token_shape, token_patch, hidden_dim)

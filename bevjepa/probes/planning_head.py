@@ -7,8 +7,13 @@ often the candidate is driven in such a scene) or ``constant`` (how often it is 
 A scene prior carries what a cost map cannot: every candidate has the same number of waypoints, so a cost that
 rises or falls everywhere (a scene that calls for driving slower or faster) leaves the ranking unchanged; but
 on features that carry little, its MLP fits noise, where the constant prior cannot. Training is a classification
-over candidates whose target is the candidate nearest to the logged trajectory; the plan is the best-scored
-candidate.
+over candidates whose target is the candidate nearest to the logged trajectory, so the softmax of the scores is
+the head's belief of which candidate will be driven. The plan is chosen by one of two decisions:
+``least_expected_distance`` takes the candidate whose distance to the driven one (mean over the waypoints, as the
+L2 metric and the training target measure it), expected under that belief, is least: a head that spreads
+its belief over neighbouring candidates picks their centre rather than whichever tops the scores by a hair
+(for the mean displacement the metric reports, the Bayes choice among the candidates). ``lowest_cost`` takes
+the best-scored candidate.
 """
 
 import math
@@ -28,6 +33,8 @@ NUSCENES_EGO_POSE_IN_LIDAR = (*NUSCENES_LIDAR_EGO_ORIGIN_XY, NUSCENES_LIDAR_EGO_
 NO_TARGET = -100  # cross-entropy's ignore index: samples without any logged future step
 PriorKind = Literal["scene", "constant"]
 PRIOR_KINDS: tuple[PriorKind, ...] = ("scene", "constant")
+PlanDecision = Literal["least_expected_distance", "lowest_cost"]
+PLAN_DECISIONS: tuple[PlanDecision, ...] = ("least_expected_distance", "lowest_cost")
 
 
 def candidates_in_lidar_frame(
@@ -105,6 +112,7 @@ class PlanningCostHead(nn.Module):
         ego_hidden_dim: hidden width of the ego-status MLP.
         prior: ``scene`` or ``constant`` (see the module's docstring).
         prior_hidden_dim: hidden width of the scene prior's MLP.
+        decision: how ``plan`` chooses, ``least_expected_distance`` or ``lowest_cost`` (module docstring).
     """
 
     def __init__(
@@ -119,12 +127,22 @@ class PlanningCostHead(nn.Module):
         ego_hidden_dim: int = 64,
         prior: PriorKind = "scene",
         prior_hidden_dim: int = 64,
+        decision: PlanDecision = "least_expected_distance",
     ) -> None:
         super().__init__()
-        self.cost_map = TokenCellHead(embed_dim, token_shape, patch, 1, hidden_dim)
-        self.register_buffer("candidates", candidates.float().clone())
         if prior not in PRIOR_KINDS:
             raise ValueError(f"prior must be one of {PRIOR_KINDS}, got {prior!r}")
+        if decision not in PLAN_DECISIONS:
+            raise ValueError(f"decision must be one of {PLAN_DECISIONS}, got {decision!r}")
+        self.decision = decision
+        self.cost_map = TokenCellHead(embed_dim, token_shape, patch, 1, hidden_dim)
+        self.register_buffer("candidates", candidates.float().clone())
+        # Mean distance over the waypoints between every two candidates: (T, T).
+        self.register_buffer(
+            "candidate_distances",
+            torch.linalg.vector_norm(self.candidates[:, None] - self.candidates[None], dim=-1).mean(-1),
+            persistent=False,
+        )
         self.candidate_prior = (
             ScenePrior(embed_dim, len(candidates), prior_hidden_dim)
             if prior == "scene"
@@ -174,5 +192,8 @@ class PlanningCostHead(nn.Module):
         return scores, cost
 
     def plan(self, scores: torch.Tensor) -> torch.Tensor:
-        """The best-scored candidate of each sample: (B, T) scores -> (B, K, 2) trajectories."""
-        return self.candidates[scores.argmax(dim=1)]
+        """The chosen candidate of each sample (by ``decision``): (B, T) scores -> (B, K, 2) trajectories."""
+        if self.decision == "lowest_cost":
+            return self.candidates[scores.argmax(dim=1)]
+        expected_distance = scores.softmax(dim=1) @ self.candidate_distances  # (B, T)
+        return self.candidates[expected_distance.argmin(dim=1)]

@@ -16,7 +16,13 @@ from bevjepa.grid import BevGrid
 from bevjepa.metrics import PlanningMetrics
 from bevjepa.probes.features import TokenBatch
 from bevjepa.probes.optimization import lightning_optimizers
-from bevjepa.probes.planning_head import NO_TARGET, PlanningCostHead, PriorKind, nearest_candidate
+from bevjepa.probes.planning_head import (
+    NO_TARGET,
+    PlanDecision,
+    PlanningCostHead,
+    PriorKind,
+    nearest_candidate,
+)
 
 # Planning-cost head name -> whether it reads the ego status.
 PLANNING_COST_HEADS = {"cost": False, "cost_with_ego_status": True}
@@ -33,6 +39,7 @@ class PlanningCostProbes(nn.Module):
         candidates: (T, K, 2) candidate trajectories in the current LiDAR frame.
         hidden_dim: hidden width of the cost-map heads (0: linear).
         prior: the heads' candidate prior, ``scene`` or ``constant``.
+        decision: how the heads choose their plan, ``least_expected_distance`` or ``lowest_cost``.
         names: which of ``PLANNING_COST_HEADS`` to build.
     """
 
@@ -45,6 +52,7 @@ class PlanningCostProbes(nn.Module):
         candidates: torch.Tensor,
         hidden_dim: int = 0,
         prior: PriorKind = "scene",
+        decision: PlanDecision = "least_expected_distance",
         names: tuple[str, ...] = tuple(PLANNING_COST_HEADS),
     ) -> None:
         super().__init__()
@@ -64,6 +72,7 @@ class PlanningCostProbes(nn.Module):
                     hidden_dim,
                     ego_status_dim=len(EGO_STATUS_FEATURES) if PLANNING_COST_HEADS[name] else 0,
                     prior=prior,
+                    decision=decision,
                 )
                 for name in names
             }
@@ -118,7 +127,7 @@ class PlanningProbeModule(L.LightningModule):
     Args:
         grid, embed_dim, token_patch, candidates, hidden_dim: as ``ProbeModule``'s.
         learning_rate, weight_decay, total_steps: AdamW with cosine decay, as ``ProbeModule``'s.
-        planning_prior: the heads' candidate prior.
+        planning_prior, planning_decision: the heads' candidate prior and how they choose their plan.
         names: which of ``PLANNING_COST_HEADS`` to train.
     """
 
@@ -133,13 +142,22 @@ class PlanningProbeModule(L.LightningModule):
         weight_decay: float = 1e-4,
         total_steps: int = 1000,
         planning_prior: PriorKind = "scene",
+        planning_decision: PlanDecision = "least_expected_distance",
         names: tuple[str, ...] = ("cost",),
     ) -> None:
         super().__init__()
         self.learning_rate, self.weight_decay, self.total_steps = learning_rate, weight_decay, total_steps
         token_shape = token_grid_shape(grid, token_patch)
         self.planning = PlanningCostProbes(
-            embed_dim, token_shape, token_patch, grid, candidates, hidden_dim, planning_prior, names
+            embed_dim,
+            token_shape,
+            token_patch,
+            grid,
+            candidates,
+            hidden_dim,
+            planning_prior,
+            planning_decision,
+            names,
         )
         self.evaluation: dict[str, float] = {}
 

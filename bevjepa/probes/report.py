@@ -25,6 +25,11 @@ SCENE_PLANNER_TITLES = {
     "ridge": "ridge planner, scene only",
     "ridge_with_ego_status": "ridge planner + ego status",
 }
+PLAN_DECISION_TITLES = {
+    "least_expected_distance": "the candidate nearest, in expectation under the softmax of the scores, to the"
+    " candidate the head believes will be driven",
+    "lowest_cost": "the best-scored candidate",
+}
 EGO_PLANNER_TITLES = {
     "ego_status_mlp": "ego-status MLP (ego status only)",
     "constant_velocity": "constant velocity (ego status only)",
@@ -142,7 +147,9 @@ def results_markdown(results: Mapping) -> str:
         "",
         "`avg` = mean over the waypoints up to the horizon (ST-P3/VAD), `at` = the horizon's waypoint (UniAD)."
         " `cost head`: a cost map read from the tokens ranks fixed candidate trajectories; `ridge planner`: the"
-        " waypoints regressed in closed form from the whole token grid (no head seed, so no spread).",
+        " waypoints regressed in closed form from the whole token grid (no head seed, so no spread)."
+        f" The cost heads choose by `{settings.get('planning_decision', 'lowest_cost')}`"
+        f" ({PLAN_DECISION_TITLES[settings.get('planning_decision', 'lowest_cost')]}).",
         "",
     ]
     header = ["planner", *(title for title, _ in PLANNING_COLUMNS)]

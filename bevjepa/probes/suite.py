@@ -29,7 +29,9 @@ from bevjepa.probes.label_subsets import label_subset
 from bevjepa.probes.module import ProbeModule
 from bevjepa.probes.planning_head import (
     NUSCENES_EGO_POSE_IN_LIDAR,
+    PLAN_DECISIONS,
     PRIOR_KINDS,
+    PlanDecision,
     PriorKind,
     candidates_in_lidar_frame,
 )
@@ -60,6 +62,8 @@ class ProbeSettings:
         readout_ridge: regularisation of the closed-form readouts (the ridge planners, the ego-speed probe),
             relative to the mean squared norm of each centred feature block (``KernelRidge``).
         planning_priors: the planning-cost priors to choose from (one: no choice is made).
+        planning_decision: how the cost heads choose their plan, ``least_expected_distance`` (the candidate
+            nearest, in expectation, to the one the head believes will be driven) or ``lowest_cost``.
         selection_folds: folds of the training split (contiguous blocks of samples) the choice is scored on.
     """
 
@@ -79,6 +83,7 @@ class ProbeSettings:
     readout_ridge: float = 1.0
     planning_priors: tuple[PriorKind, ...] = PRIOR_KINDS
     selection_folds: int = 3
+    planning_decision: PlanDecision = "least_expected_distance"
 
     def __post_init__(self) -> None:
         if self.head_seeds < 1:
@@ -86,6 +91,10 @@ class ProbeSettings:
         unknown = set(self.planning_priors) - set(PRIOR_KINDS)
         if not self.planning_priors or unknown:
             raise ValueError(f"planning_priors must be some of {PRIOR_KINDS}, got {self.planning_priors}")
+        if self.planning_decision not in PLAN_DECISIONS:
+            raise ValueError(
+                f"planning_decision must be one of {PLAN_DECISIONS}, got {self.planning_decision!r}"
+            )
         if len(self.planning_priors) > 1 and self.selection_folds < 2:
             raise ValueError(f"choosing a planning prior needs at least 2 folds, got {self.selection_folds}")
 
@@ -208,6 +217,7 @@ def _fit(
             weight_decay=settings.weight_decay,
             total_steps=settings.steps,
             planning_prior=planning_prior,
+            planning_decision=settings.planning_decision,
         )
     _trainer(settings.steps).fit(module, _train_loader(train, method, subset, settings))
     return module

@@ -71,6 +71,23 @@ def test_planning_head_prefers_the_candidate_off_a_costly_cell():
     assert with_status(torch.randn(3, 16, 8), torch.randn(3, 4))[0].shape == (3, 2)
 
 
+def test_the_plan_is_the_candidate_least_distant_in_expectation_or_the_best_scored():
+    # Three straight candidates side by side, 1 m apart: mean distances 1 m to a neighbour, 2 m end to end.
+    candidates = torch.tensor([[[x, 4.0], [x, 8.0]] for x in (0.0, 1.0, 2.0)])  # (3, 2, 2)
+    belief = torch.tensor([[0.4, 0.3, 0.3], [0.1, 0.1, 0.8]])
+    # Expected distances: row 1: 0.9, 0.7, 1.1 (the centre); row 2: 1.7, 0.9, 0.3 (the confident choice).
+    scores = belief.log()
+    hedged = PlanningCostHead(8, (4, 4), 2, GRID, candidates)
+    torch.testing.assert_close(
+        hedged.candidate_distances, torch.tensor([[0.0, 1.0, 2.0], [1.0, 0.0, 1.0], [2.0, 1.0, 0.0]])
+    )
+    assert hedged.plan(scores).tolist() == [candidates[1].tolist(), candidates[2].tolist()]
+    best_scored = PlanningCostHead(8, (4, 4), 2, GRID, candidates, decision="lowest_cost")
+    assert best_scored.plan(scores).tolist() == [candidates[0].tolist(), candidates[2].tolist()]
+    with pytest.raises(ValueError, match="decision must be one of"):
+        PlanningCostHead(8, (4, 4), 2, GRID, candidates, decision="softest")
+
+
 @pytest.mark.parametrize("prior", ["scene", "constant"])
 def test_planning_head_learns_how_often_each_candidate_is_driven(prior):
     # Tokens that carry nothing: only the candidate prior can tell the candidates apart.

@@ -68,10 +68,12 @@ def test_a_single_prior_is_used_without_training(monkeypatch):
     assert calls == []
 
 
-def test_settings_reject_unknown_priors_and_too_few_folds():
+def test_settings_reject_unknown_priors_decisions_and_too_few_folds():
     with pytest.raises(ValueError, match="planning_priors"):
         ProbeSettings(planning_priors=("learned",))
     with pytest.raises(ValueError, match="2 folds"):
         ProbeSettings(selection_folds=1)
     assert ProbeSettings(planning_priors=("scene",), selection_folds=1).selection_folds == 1
+    with pytest.raises(ValueError, match="planning_decision"):
+        ProbeSettings(planning_decision="argmax")
     assert torch.equal(training_folds(3, 3)[0][1], torch.tensor([0]))

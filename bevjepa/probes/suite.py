@@ -176,35 +176,10 @@ def train_probe(
     token_patch: int,
     settings: ProbeSettings,
     planning_prior: PriorKind = "scene",
-) -> ProbeModule:
-    """Train one method's heads on the training samples ``subset``."""
-    return _fit(ProbeModule, train, method, subset, grid, token_patch, settings, planning_prior)
-
-
-def train_planning_probe(
-    train: SplitFeatures,
-    method: str,
-    subset: torch.Tensor,
-    grid: BevGrid,
-    token_patch: int,
-    settings: ProbeSettings,
-    planning_prior: PriorKind,
-) -> PlanningProbeModule:
-    """Train one method's scene-only planning-cost head alone, as ``train_probe`` trains it among the rest."""
-    return _fit(PlanningProbeModule, train, method, subset, grid, token_patch, settings, planning_prior)
-
-
-def _fit(
-    module_class: type[ProbeModule] | type[PlanningProbeModule],
-    train: SplitFeatures,
-    method: str,
-    subset: torch.Tensor,
-    grid: BevGrid,
-    token_patch: int,
-    settings: ProbeSettings,
-    planning_prior: PriorKind,
+    module_class: type[ProbeModule] | type[PlanningProbeModule] = ProbeModule,
 ) -> ProbeModule | PlanningProbeModule:
-    """Build a probe module with the seeded initialisation and train it on ``subset``."""
+    """Train one method's heads on the training samples ``subset``: every probe head (``ProbeModule``) or the
+    scene-only planning-cost head alone (``PlanningProbeModule``), from the same seeded initialisation."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)
         module = module_class(
@@ -264,7 +239,7 @@ def choose_planning_prior(
         errors = [
             longest_horizon_l2(
                 evaluate(
-                    train_planning_probe(train, method, fit, grid, token_patch, settings, kind),
+                    train_probe(train, method, fit, grid, token_patch, settings, kind, PlanningProbeModule),
                     train,
                     method,
                     settings,

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from bevjepa.probes import suite
+from bevjepa.probes.planning_probe import PlanningProbeModule
 from bevjepa.probes.suite import ProbeSettings, choose_planning_prior, longest_horizon_l2, training_folds
 
 
@@ -34,7 +35,8 @@ def _stub_training(monkeypatch, fold_l2: dict[str, list[float]]) -> list[tuple[s
     """Training returns the prior's name; scoring looks up ``fold_l2[prior][fold]``. Returns the calls made."""
     calls = []
 
-    def train_planning_probe(train, method, subset, grid, token_patch, settings, prior):
+    def train_probe(train, method, subset, grid, token_patch, settings, prior, module_class):
+        assert module_class is PlanningProbeModule  # the choice trains the scene-only head alone
         calls.append((prior, subset.tolist()))
         return prior
 
@@ -42,7 +44,7 @@ def _stub_training(monkeypatch, fold_l2: dict[str, list[float]]) -> list[tuple[s
         fold = indices.tolist()[0] // 3
         return {"plan_cost_l2_avg_3s": fold_l2[prior][fold]}
 
-    monkeypatch.setattr(suite, "train_planning_probe", train_planning_probe)
+    monkeypatch.setattr(suite, "train_probe", train_probe)
     monkeypatch.setattr(suite, "evaluate", evaluate)
     return calls
 

@@ -88,7 +88,7 @@ class NuScenesBEVDataModule(L.LightningDataModule):
         # Where training is in its order: samples of this rank consumed in ``epoch`` (saved in checkpoints).
         self.train_position = {"epoch": 0, "samples": 0}
         self._builder: SampleBuilder | None = None
-        self._datasets: dict[str, NuScenesBEVDataset] = {}
+        self._datasets: dict[tuple[str, bool], NuScenesBEVDataset] = {}
 
     @property
     def in_channels(self) -> int:
@@ -111,17 +111,21 @@ class NuScenesBEVDataModule(L.LightningDataModule):
             assert len(self._builder.channels) == self.in_channels
         return self._builder
 
-    def dataset(self, split: str) -> NuScenesBEVDataset:
-        """The dataset of a split name (built once)."""
-        if split not in self._datasets:
+    def dataset(self, split: str, future_voxels: bool | None = None) -> NuScenesBEVDataset:
+        """The dataset of a split name (built once); ``future_voxels`` overrides the module's choice for it."""
+        future_voxels = (
+            self.future_voxels if future_voxels is None else future_voxels and self.options.future_steps > 0
+        )
+        key = (split, future_voxels)
+        if key not in self._datasets:
             cache = SampleCache(self.cache_dir, self.options) if self.cache_dir else None
             records = self.builder.index.records(split)
             if not records:
                 raise ValueError(f"split {split!r} of {self.version} in {self.dataroot} has no samples")
-            self._datasets[split] = NuScenesBEVDataset(
-                self.builder, records, cache, self.future_voxels, self.on_bad_sample
+            self._datasets[key] = NuScenesBEVDataset(
+                self.builder, records, cache, future_voxels, self.on_bad_sample
             )
-        return self._datasets[split]
+        return self._datasets[key]
 
     def setup(self, stage: str) -> None:
         if stage == "fit":

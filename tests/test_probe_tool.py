@@ -93,6 +93,8 @@ def test_end_to_end_on_the_tiny_dataroot(synthetic_dataroot, tmp_path):
     jepa_full = written["probes"]["jepa"]["1.0"]
     assert "future_forecast_1s_miou" in jepa_full and "future_forecast_2s_miou" not in jepa_full
     assert "future_forecast_1s_miou" not in written["probes"]["random"]["1.0"]
+    assert "future_encoded_future_1s_miou" in jepa_full  # the held-out split's perfect forecast
+    assert "future_encoded_future_1s_miou" not in written["probes"]["mae"]["1.0"]
     assert set(written["probes"]["mae"]) == {"0.01", "0.1", "1.0"}
     assert "plan_ego_status_mlp_l2_avg_3s" in written["ego_status_planners"]["1.0"]
     assert "plan_ridge_with_ego_status_l2_avg_3s" in written["probes"]["mae"]["0.01"]
@@ -107,6 +109,7 @@ def test_end_to_end_on_the_tiny_dataroot(synthetic_dataroot, tmp_path):
         "| jepa |",
         "| random |",
         "jepa forecast",
+        "jepa encoded future (perfect forecast)",
         "copy current labels (reference)",
         "ego-status MLP",
         "3 head seed(s)",

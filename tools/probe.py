@@ -9,7 +9,8 @@ once, then small heads train on them at each label fraction: occupancy now (4 cl
 (6 layers) and a planning-cost head scoring fixed candidate trajectories (without and with ego status). A
 method whose checkpoint holds a world model (JEPA) also forecasts future tokens from the logged actions; the
 same occupancy head decodes them into occupancy at 1/2/3 s (each step mapped onto the present tokens' statistics,
-measured on the training split), beside copying the present. Planners that read
+measured on the training split), beside copying the present and beside the encoder's own tokens of the future
+keyframes (held-out split: a perfect forecast, the path's ceiling). Planners that read
 no scene (ego-status MLP, constant velocity, the mean trajectory) are scored beside them.
 
 Writes to --out: results.json (every number, the config, checkpoint hashes, dataset and seeds), results.md
@@ -169,8 +170,11 @@ def split_features(
     forecast_steps: int,
     max_samples: int | None,
     progress: bool,
+    encode_futures: bool = False,
 ) -> SplitFeatures:
-    dataset = datamodule.dataset(split)
+    """A split's labels and every method's tokens and forecasts (and, with ``encode_futures``, the forecasting
+    methods' tokens of the future keyframes, whose voxels are then loaded too)."""
+    dataset = datamodule.dataset(split, future_voxels=encode_futures)
     if max_samples is not None:
         dataset = Subset(dataset, range(min(max_samples, len(dataset))))
     loader = DataLoader(
@@ -184,7 +188,7 @@ def split_features(
     if not progress:
         print(description, flush=True)
     return extract_split_features(
-        loader, methods, forecast_steps, description, len(loader) if progress else None
+        loader, methods, forecast_steps, description, len(loader) if progress else None, encode_futures
     )
 
 
@@ -279,8 +283,18 @@ def main(argv: list[str] | None = None) -> dict:
         "train": config["data"].get("train_split", "train"),
         "val": config["data"].get("val_split", "val"),
     }
+    # The held-out split also encodes the future keyframes of the methods that forecast (perfect forecasts).
+    forecasting = forecast_steps > 0 and any(method.can_forecast for method in methods)
     features = {
-        role: split_features(datamodule, split, methods, forecast_steps, args.max_samples, progress)
+        role: split_features(
+            datamodule,
+            split,
+            methods,
+            forecast_steps,
+            args.max_samples,
+            progress,
+            encode_futures=role == "val" and forecasting,
+        )
         for role, split in splits.items()
     }
     calibrate_forecasts(features["train"], [features["val"]])

@@ -64,11 +64,14 @@ class SplitFeatures:
         tokens: method name -> (S, N, D) layer-normalised tokens.
         forecasts: method name -> (S, K', N, D) predicted tokens of steps 1..K' (each in its own keyframe's
             frame), for methods that forecast.
+        encoded_futures: method name -> (S, K', N, D) tokens the encoder gives the future keyframes' own
+            sweeps: what a perfect forecast would be, for methods that forecast (where extracted).
     """
 
     labels: SplitLabels
     tokens: dict[str, torch.Tensor] = field(default_factory=dict)
     forecasts: dict[str, torch.Tensor] = field(default_factory=dict)
+    encoded_futures: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -80,6 +83,7 @@ class TokenBatch:
         occupancy, map_rasters, ego_trajectory, ego_status, valid, poses: as in ``SplitLabels``, B rows.
         future_boxes: per sample, per step, (M, 7).
         forecasts: (B, K', N, D) or None.
+        encoded_futures: (B, K', N, D) or None.
     """
 
     tokens: torch.Tensor
@@ -91,6 +95,7 @@ class TokenBatch:
     poses: torch.Tensor
     future_boxes: list[list[torch.Tensor]]
     forecasts: torch.Tensor | None = None
+    encoded_futures: torch.Tensor | None = None
 
 
 def token_batch(
@@ -101,6 +106,7 @@ def token_batch(
     index = torch.as_tensor(indices, dtype=torch.long)
     labels = features.labels
     forecasts = features.forecasts.get(method) if method is not None else None
+    encoded_futures = features.encoded_futures.get(method) if method is not None else None
     tokens = features.tokens[method][index] if method is not None else torch.zeros(len(index), 0, 0)
     return TokenBatch(
         tokens=tokens,
@@ -112,10 +118,11 @@ def token_batch(
         poses=labels.poses[index],
         future_boxes=[labels.future_boxes[i] for i in index.tolist()],
         forecasts=forecasts[index] if forecasts is not None else None,
+        encoded_futures=encoded_futures[index] if encoded_futures is not None else None,
     )
 
 
-def _check_batch(batch: BevBatch, forecasting: bool) -> None:
+def _check_batch(batch: BevBatch, forecasting: bool, future_steps_to_encode: int) -> None:
     if batch.labels is None:
         raise ValueError("batches carry no probe labels: build the DataModule with labels=True")
     if batch.futures is None or batch.futures.poses.shape[1] == 0:
@@ -124,6 +131,11 @@ def _check_batch(batch: BevBatch, forecasting: bool) -> None:
         )
     if forecasting and batch.futures.actions.shape[1] < 1:
         raise ValueError("forecasting needs the logged actions of the future steps")
+    if len(batch.futures.voxels) < future_steps_to_encode:
+        raise ValueError(
+            f"encoding {future_steps_to_encode} future keyframes needs their voxels: build the DataModule with"
+            f" future_voxels=True (the batch carries {len(batch.futures.voxels)})"
+        )
 
 
 def extract_split_features(
@@ -132,6 +144,7 @@ def extract_split_features(
     forecast_steps: int,
     description: str = "encoding",
     total: int | None = None,
+    encode_futures: bool = False,
 ) -> SplitFeatures:
     """Encode every batch of a split with every frozen encoder and stack the labels.
 
@@ -140,6 +153,8 @@ def extract_split_features(
         encoders: the methods' frozen encoders.
         forecast_steps: future keyframes to forecast with methods that can (0: none).
         description, total: progress-bar text and number of batches.
+        encode_futures: also encode those future keyframes' own voxels with the forecasting methods'
+            encoders (batches must carry the future voxels).
 
     Returns:
         The split's features.
@@ -148,13 +163,17 @@ def extract_split_features(
     forecasts: dict[str, list[torch.Tensor]] = {
         f.name: [] for f in encoders if f.can_forecast and forecast_steps
     }
+    encoded_futures: dict[str, list[torch.Tensor]] = (
+        {name: [] for name in forecasts} if encode_futures else {}
+    )
+    future_steps_to_encode = forecast_steps if encoded_futures else 0
     columns: dict[str, list] = {
         name: [] for name in ("occupancy", "map", "trajectory", "status", "valid", "poses")
     }
     sample_tokens: list[str] = []
     future_boxes: list[list[torch.Tensor]] = []
     for batch in tqdm(batches, desc=description, total=total, leave=False):
-        _check_batch(batch, bool(forecasts))
+        _check_batch(batch, bool(forecasts), future_steps_to_encode)
         labels, futures = batch.labels, batch.futures
         for frozen in encoders:
             tokens[frozen.name].append(probe_tokens(frozen.encoder, frozen.token_patch, batch.voxels))
@@ -162,6 +181,12 @@ def extract_split_features(
                 with torch.no_grad():
                     predicted = frozen.source.predict_future_tokens(batch.voxels, futures, forecast_steps)
                 forecasts[frozen.name].append(predicted)  # (B, K', N, D)
+            if frozen.name in encoded_futures:
+                future_voxels = futures.voxels[:future_steps_to_encode]
+                encoded = [
+                    probe_tokens(frozen.encoder, frozen.token_patch, voxels) for voxels in future_voxels
+                ]
+                encoded_futures[frozen.name].append(torch.stack(encoded, dim=1))  # (B, K', N, D)
         sample_tokens += batch.sample_tokens
         columns["occupancy"].append(labels.occupancy.to(torch.uint8))
         columns["map"].append(labels.map_rasters.bool())
@@ -186,4 +211,5 @@ def extract_split_features(
         labels=split_labels,
         tokens={name: torch.cat(parts) for name, parts in tokens.items()},
         forecasts={name: torch.cat(parts) for name, parts in forecasts.items()},
+        encoded_futures={name: torch.cat(parts) for name, parts in encoded_futures.items()},
     )

@@ -3,7 +3,9 @@
 Heads: occupancy now (4 classes, 255 ignored), map elements (6 layers, multi-label) and the planning-cost
 head without and with ego status. The same occupancy head, trained on present tokens only, also decodes a
 world model's forecast tokens into future occupancy; a copy of the present prediction (and, as a reference
-that no model can beat without motion, a copy of the present *labels*) is scored beside it.
+that no model can beat without motion, a copy of the present *labels*) is scored beside it, and so are the
+encoder's tokens of the future keyframes' own sweeps decoded the same way: a perfect forecast, the ceiling of
+what the world model could reach on this path.
 
 The module trains on stored tokens (``TokenBatch``, the fast path: encoders are frozen, so their tokens never
 change) or on raw ``BevBatch``es through its own frozen ``encoder``.
@@ -32,7 +34,9 @@ from bevjepa.probes.optimization import lightning_optimizers
 from bevjepa.probes.planning_head import PlanDecision, PriorKind
 from bevjepa.probes.planning_probe import PlanningCostProbes
 
-FUTURE_KINDS = ("forecast", "copy_last_prediction", "copy_current_labels")
+FUTURE_KINDS = ("forecast", "encoded_future", "copy_last_prediction", "copy_current_labels")
+# Future kinds decoded by the occupancy head from tokens of the future keyframes -> their TokenBatch field.
+DECODED_FUTURES = {"forecast": "forecasts", "encoded_future": "encoded_futures"}
 
 
 def token_batch_from_bev(batch: BevBatch, tokens: torch.Tensor) -> TokenBatch:
@@ -156,17 +160,19 @@ class ProbeModule(L.LightningModule):
     @torch.no_grad()
     def predict_batch(self, batch: TokenBatch) -> dict[str, torch.Tensor]:
         """Every head's output on one batch: occupancy classes now ``(B, H, W)``, map layers ``(B, 6, H, W)``
-        bool, plans ``(B, K, 2)`` and cost maps ``(B, 1, H, W)`` per planning head, and with forecasts the
-        future class maps ``(B, K', H, W)`` in the current frame."""
+        bool, plans ``(B, K, 2)`` and cost maps ``(B, 1, H, W)`` per planning head, and with forecasts (or
+        encoded futures) their future class maps ``(B, K', H, W)`` in the current frame."""
         outputs = {
             "occupancy": self.occupancy_head(batch.tokens).argmax(dim=1),
             "map": self.map_head(batch.tokens) > 0,
         }
         outputs |= self.planning.predict(batch)
-        if batch.forecasts is not None:
-            outputs["forecast"] = decode_future_occupancy(
-                self.occupancy_head, batch.forecasts, batch.poses, batch.valid, self.grid
-            )
+        for kind, field_name in DECODED_FUTURES.items():
+            future_tokens = getattr(batch, field_name)
+            if future_tokens is not None:
+                outputs[kind] = decode_future_occupancy(
+                    self.occupancy_head, future_tokens, batch.poses, batch.valid, self.grid
+                )
         return outputs
 
     def on_validation_epoch_start(self) -> None:
@@ -187,7 +193,6 @@ class ProbeModule(L.LightningModule):
         now_labels = batch.occupancy[:, 0]
         # A copied label map has no class for its ignored cells: those score as free, the common case.
         now_labels_filled = torch.where(now_labels == IGNORE_INDEX, torch.zeros_like(now_labels), now_labels)
-        forecast = outputs.get("forecast")
         for horizon, step in HORIZON_STEPS.items():
             if step > future_labels.shape[1]:
                 continue
@@ -196,9 +201,11 @@ class ProbeModule(L.LightningModule):
                 "copy_last_prediction": outputs["occupancy"],
                 "copy_current_labels": now_labels_filled,
             }
-            if forecast is not None and step <= forecast.shape[1]:
-                predicted = forecast[:, step - 1]
-                predictions["forecast"] = torch.where(predicted == IGNORE_INDEX, 0, predicted)
+            for kind in DECODED_FUTURES:
+                decoded = outputs.get(kind)
+                if decoded is not None and step <= decoded.shape[1]:
+                    predicted = decoded[:, step - 1]
+                    predictions[kind] = torch.where(predicted == IGNORE_INDEX, 0, predicted)
             for kind, prediction in predictions.items():
                 self.future_iou[f"{kind}_{horizon}"].update(prediction, target)
                 self._updated_futures.add(f"{kind}_{horizon}")

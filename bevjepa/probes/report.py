@@ -113,7 +113,9 @@ def results_markdown(results: Mapping) -> str:
         "Scored on the cells of the current grid that the future keyframe's grid covers. `forecast`: the occupancy"
         " head decodes the world model's predicted tokens (rolled out with the logged actions; each step mapped per"
         " dimension onto the present tokens' statistics, measured on the training split) and the class map"
-        " is carried into the current frame; `copy last prediction`: the head's prediction now, reused at every"
+        " is carried into the current frame; `encoded future (perfect forecast)`: the same path fed the encoder's"
+        " tokens of the future keyframes' own sweeps, the ceiling a forecast could reach on it;"
+        " `copy last prediction`: the head's prediction now, reused at every"
         " horizon; `copy current labels`: the labels now (ignored cells as free), reused - a reference built"
         " from ground truth, not a method.",
         "",
@@ -132,6 +134,8 @@ def results_markdown(results: Mapping) -> str:
         m = per_fraction[full]
         if any(key.startswith("future_forecast_") for key in m):
             rows.append(future_row(f"{name} forecast", m, "forecast"))
+        if any(key.startswith("future_encoded_future_") for key in m):
+            rows.append(future_row(f"{name} encoded future (perfect forecast)", m, "encoded_future"))
         rows.append(future_row(f"{name} copy last prediction", m, "copy_last_prediction"))
     if probes:
         rows.append(

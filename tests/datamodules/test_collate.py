@@ -77,3 +77,9 @@ def test_future_motion_without_future_voxels(synthetic_dataroot):
     assert batch.futures is not None and batch.futures.voxels == []
     assert batch.futures.poses.shape == (2, 2, 4, 4) and batch.futures.actions.shape == (2, 2, 4)
     assert batch.futures.valid.shape == (2, 2) and batch.futures.valid.any()
+    # One split may load the future keyframes' voxels all the same (the probe suite's perfect forecasts).
+    split = data.splits["validate"]
+    with_voxels = data.dataset(split, future_voxels=True)
+    assert with_voxels is not data.dataset(split) and with_voxels is data.dataset(split, future_voxels=True)
+    batch = collate_bev_batch([with_voxels[0], with_voxels[1]])
+    assert len(batch.futures.voxels) == 2 and batch.futures.voxels[0].features.shape[0] > 0

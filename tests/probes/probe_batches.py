@@ -45,8 +45,9 @@ def tiny_jepa_module() -> JEPAPretrainModule:
     )
 
 
-def make_probe_batch(seed: int, batch_size: int = 2) -> BevBatch:
-    """A batch of random voxels with labels of the real shapes; a pure function of ``seed``."""
+def make_probe_batch(seed: int, batch_size: int = 2, future_voxels: bool = False) -> BevBatch:
+    """A batch of random voxels with labels of the real shapes; a pure function of ``seed``. With
+    ``future_voxels`` every future keyframe carries the present voxels (a world that stands still)."""
     generator = torch.Generator().manual_seed(seed)
     nz, ny, nx = GRID.voxel_grid_shape
     height, width = GRID.bev_shape
@@ -83,7 +84,9 @@ def make_probe_batch(seed: int, batch_size: int = 2) -> BevBatch:
         voxels=voxels,
         visibility=torch.zeros(batch_size, height, width, dtype=torch.uint8),
         target_visibility=torch.zeros(batch_size, height, width, dtype=torch.uint8),
-        futures=FutureFrames(voxels=[], poses=poses, actions=actions, valid=valid),
+        futures=FutureFrames(
+            voxels=[voxels] * STEPS if future_voxels else [], poses=poses, actions=actions, valid=valid
+        ),
         labels=labels,
     )
 

@@ -1,5 +1,6 @@
 """ProbeModule: training never touches the frozen encoder; evaluation reports every probe's metrics."""
 
+import pytest
 import torch
 from probe_batches import (
     EMBED_DIM,
@@ -64,3 +65,25 @@ def test_stored_tokens_and_evaluation_with_forecasts():
         assert key in evaluation, key
     assert "future_forecast_2s_miou" not in evaluation  # two forecast steps reach 1 s only
     assert 0 <= evaluation["occupancy_miou"] <= 1
+
+
+def test_encoded_futures_of_a_world_standing_still_decode_as_the_present():
+    jepa = freeze_(tiny_jepa_module())
+    frozen = FrozenEncoder("jepa", jepa.target_encoder, GRID, 4, TOKEN_PATCH, None, "x", "JEPA", 0, jepa)
+    batches = [make_probe_batch(seed, future_voxels=True) for seed in range(3)]
+    features = extract_split_features(batches, [frozen], forecast_steps=2, encode_futures=True)
+    assert features.encoded_futures["jepa"].shape == (6, 2, 16, EMBED_DIM)
+    # Every future keyframe carries the present sweeps (identity poses): its tokens are the present ones.
+    torch.testing.assert_close(features.encoded_futures["jepa"][:, 1], features.tokens["jepa"])
+    module = ProbeModule(GRID, EMBED_DIM, TOKEN_PATCH, straight_candidates(), total_steps=3)
+    stored = [token_batch(features, "jepa", [i, i + 1]) for i in (0, 2, 4)]
+    cpu_trainer(max_steps=3).fit(module, _loader(stored))
+    cpu_trainer().validate(module, _loader(stored), verbose=False)
+    evaluation = module.evaluation
+    assert evaluation["future_encoded_future_1s_miou"] == pytest.approx(
+        evaluation["future_copy_last_prediction_1s_miou"]
+    )
+    assert "future_forecast_1s_miou" in evaluation
+    without_future_voxels = [make_probe_batch(0)]
+    with pytest.raises(ValueError, match="future_voxels=True"):
+        extract_split_features(without_future_voxels, [frozen], forecast_steps=2, encode_futures=True)

@@ -98,14 +98,7 @@ class ProbeModule(L.LightningModule):
         # The planning heads draw their initial weights first, so that a PlanningProbeModule built under the
         # same seed starts (and, on the same batches, trains) its scene-only head exactly as this one does.
         self.planning = PlanningCostProbes(
-            embed_dim,
-            token_shape,
-            token_patch,
-            grid,
-            candidates,
-            hidden_dim,
-            planning_prior,
-            planning_decision,
+            embed_dim, token_patch, grid, candidates, hidden_dim, planning_prior, planning_decision
         )
         self.occupancy_head = occupancy_head(embed_dim, token_shape, token_patch, hidden_dim)
         self.map_head = map_head(embed_dim, token_shape, token_patch, hidden_dim)

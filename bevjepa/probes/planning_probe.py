@@ -33,9 +33,8 @@ class PlanningCostProbes(nn.Module):
 
     Args:
         embed_dim: D of the tokens.
-        token_shape: ``(Ht, Wt)`` of the token grid.
         token_patch: BEV cells per token side.
-        grid: the BEV grid of the labels.
+        grid: the BEV grid of the labels (with ``token_patch``, it gives the token grid).
         candidates: (T, K, 2) candidate trajectories in the current LiDAR frame.
         hidden_dim: hidden width of the cost-map heads (0: linear).
         prior: the heads' candidate prior, ``scene`` or ``constant``.
@@ -46,7 +45,6 @@ class PlanningCostProbes(nn.Module):
     def __init__(
         self,
         embed_dim: int,
-        token_shape: tuple[int, int],
         token_patch: int,
         grid: BevGrid,
         candidates: torch.Tensor,
@@ -56,6 +54,7 @@ class PlanningCostProbes(nn.Module):
         names: tuple[str, ...] = tuple(PLANNING_COST_HEADS),
     ) -> None:
         super().__init__()
+        token_shape = token_grid_shape(grid, token_patch)
         unknown = set(names) - set(PLANNING_COST_HEADS)
         if unknown:
             raise ValueError(
@@ -147,17 +146,8 @@ class PlanningProbeModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.learning_rate, self.weight_decay, self.total_steps = learning_rate, weight_decay, total_steps
-        token_shape = token_grid_shape(grid, token_patch)
         self.planning = PlanningCostProbes(
-            embed_dim,
-            token_shape,
-            token_patch,
-            grid,
-            candidates,
-            hidden_dim,
-            planning_prior,
-            planning_decision,
-            names,
+            embed_dim, token_patch, grid, candidates, hidden_dim, planning_prior, planning_decision, names
         )
         self.evaluation: dict[str, float] = {}
 

@@ -145,6 +145,8 @@ def results_markdown(results: Mapping) -> str:
         )
     lines += _table(header, rows)
 
+    # Results written before the decision was a setting chose the best-scored candidate.
+    decision = settings.get("planning_decision", "lowest_cost")
     lines += [
         "",
         f"## Open-loop planning ({_fraction(float(full))} of the training labels)",
@@ -152,8 +154,7 @@ def results_markdown(results: Mapping) -> str:
         "`avg` = mean over the waypoints up to the horizon (ST-P3/VAD), `at` = the horizon's waypoint (UniAD)."
         " `cost head`: a cost map read from the tokens ranks fixed candidate trajectories; `ridge planner`: the"
         " waypoints regressed in closed form from the whole token grid (no head seed, so no spread)."
-        f" The cost heads choose by `{settings.get('planning_decision', 'lowest_cost')}`"
-        f" ({PLAN_DECISION_TITLES[settings.get('planning_decision', 'lowest_cost')]}).",
+        f" The cost heads choose by `{decision}` ({PLAN_DECISION_TITLES[decision]}).",
         "",
     ]
     header = ["planner", *(title for title, _ in PLANNING_COLUMNS)]

@@ -5,7 +5,6 @@ import torch
 from probe_batches import EMBED_DIM, GRID, TOKEN_PATCH, cpu_trainer, make_probe_batch, straight_candidates
 from torch.utils.data import DataLoader
 
-from bevjepa.encoders.tokens import token_grid_shape
 from bevjepa.probes.features import TokenBatch
 from bevjepa.probes.module import ProbeModule
 from bevjepa.probes.planning_probe import PlanningCostProbes, PlanningProbeModule
@@ -69,9 +68,7 @@ def test_the_scene_only_head_trains_alone_as_it_trains_among_the_probes(prior):
 
 
 def test_only_the_ego_status_head_reads_the_ego_status():
-    probes = PlanningCostProbes(
-        EMBED_DIM, token_grid_shape(GRID, TOKEN_PATCH), TOKEN_PATCH, GRID, straight_candidates()
-    )
+    probes = PlanningCostProbes(EMBED_DIM, TOKEN_PATCH, GRID, straight_candidates())
     assert not probes.heads["cost"].uses_ego_status
     assert probes.heads["cost_with_ego_status"].uses_ego_status
 
@@ -79,10 +76,5 @@ def test_only_the_ego_status_head_reads_the_ego_status():
 def test_unknown_heads_are_refused():
     with pytest.raises(ValueError, match="unknown planning-cost heads"):
         PlanningCostProbes(
-            EMBED_DIM,
-            token_grid_shape(GRID, TOKEN_PATCH),
-            TOKEN_PATCH,
-            GRID,
-            straight_candidates(),
-            names=("cost", "cost_with_map"),
+            EMBED_DIM, TOKEN_PATCH, GRID, straight_candidates(), names=("cost", "cost_with_map")
         )
